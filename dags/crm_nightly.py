@@ -1,0 +1,80 @@
+"""
+# crm_nightly — the nightly CRM pipeline
+
+Closes one **business day** (the local date of the logical date in the shop
+time zone, or the `as_of_date` param) and has the day's work ready before 08:00:
+
+1. **extract** — every shop in `config/shops.yml`, mapped per platform
+   (Taobao/Tmall, JD, Shopify, WooCommerce) plus spreadsheets from the intake
+   inbox; incremental from the warehouse watermark; outlets = raw tables.
+2. **quality_raw** — Great Expectations `raw_landing` checkpoint; a critical
+   failure stops the run here: nothing is modelled or sent.
+3. **transform** — the dbt project via Cosmos (model, then its tests), then
+   the dbt unit tests.
+4. **outreach** — triggers and campaigns planned into the ledger, the
+   `outbound` GX checkpoint, the push to the gateways; the call list.
+5. **report** — `out/<date>/report.html`.
+
+Params: `as_of_date` (YYYY-MM-DD), `shops` (subset), `backfill_from` /
+`backfill_to` (re-extract a date range through the platforms' backfill APIs).
+Reruns of a day are idempotent: same tables, lists and ledger, nothing sent twice.
+"""
+
+from __future__ import annotations
+
+import pendulum
+from airflow.sdk import Param, dag, task_group
+
+from crm_pipeline.orchestration import tasks as t
+from crm_pipeline.orchestration.callbacks import notify_failure
+from crm_pipeline.orchestration.schedule import nightly_timetable
+from crm_pipeline.orchestration.transform import dbt_task_group
+from crm_pipeline.platforms import PLATFORMS
+
+
+@dag(
+    dag_id="crm_nightly",
+    schedule=nightly_timetable(),
+    start_date=pendulum.datetime(2024, 6, 1, tz="Asia/Shanghai"),
+    catchup=False,
+    max_active_runs=1,
+    doc_md=__doc__,
+    tags=["crm", "nightly"],
+    default_args={"retries": 2, "retry_delay": pendulum.duration(minutes=2), "on_failure_callback": notify_failure},
+    params={
+        "as_of_date": Param(None, type=["null", "string"], description="business day to close (YYYY-MM-DD)"),
+        "shops": Param([], type="array", description="only these shop_ids (default: all)"),
+        "backfill_from": Param(None, type=["null", "string"], description="re-extract from this day"),
+        "backfill_to": Param(None, type=["null", "string"], description="... up to this day"),
+    },
+)
+def crm_nightly():
+    as_of = t.resolve_as_of()
+    prepared = t.prepare_warehouse()
+    as_of >> prepared
+
+    @task_group(group_id="extract")
+    def extract():
+        for platform in PLATFORMS:
+            t.extract_task(platform).partial(as_of=as_of).expand(shop_id=t.shops_of.override(
+                task_id=f"shops_{platform}")(platform))
+
+    landed = extract()
+    prepared >> landed
+    quality_raw = t.quality_check.override(task_id="quality_raw")("raw_landing", as_of)
+    transform = dbt_task_group()
+    unit_tests = t.dbt_unit_tests(as_of)
+    landed >> quality_raw >> transform >> unit_tests
+
+    @task_group(group_id="outreach")
+    def outreach():
+        planned = t.plan_outreach(as_of)
+        outbound = t.quality_check.override(task_id="quality_outbound")("outbound", as_of)
+        calls = t.call_list(as_of)
+        planned >> calls >> outbound >> t.push_messages(as_of)
+
+    done = outreach()
+    unit_tests >> done >> t.daily_report(as_of)
+
+
+crm_nightly()

@@ -1,0 +1,47 @@
+{#- Small local replacements for what dbt packages would give (no dbt hub here). -#}
+
+{% macro as_of_date() -%}
+    cast('{{ var("as_of_date") }}' as date)
+{%- endmacro %}
+
+{#- End of the as-of business day (exclusive bound) in the default time zone. -#}
+{% macro as_of_end() -%}
+    ((cast('{{ var("as_of_date") }}' as date) + 1)::timestamp at time zone '{{ var("default_timezone") }}')
+{%- endmacro %}
+
+{% macro surrogate_key(fields) -%}
+    md5(concat_ws('|', {% for f in fields %}coalesce(cast({{ f }} as text), '∅'){% if not loop.last %}, {% endif %}{% endfor %}))
+{%- endmacro %}
+
+{#- 'YYYY-MM-DD HH:MM:SS' in platform local time (TOP, JD are GMT+8 by definition). -#}
+{% macro local_ts(expr, tz='Asia/Shanghai') -%}
+    (case when {{ expr }} ~ '^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}$' and {{ expr }} not like '0000%'
+          then ({{ expr }})::timestamp at time zone '{{ tz }}' end)
+{%- endmacro %}
+
+{% macro iso_ts(expr) -%}
+    (case when nullif({{ expr }}, '') is not null then ({{ expr }})::timestamptz end)
+{%- endmacro %}
+
+{% macro money(expr) -%}
+    cast(nullif(replace({{ expr }}, ',', ''), '') as numeric(14, 2))
+{%- endmacro %}
+
+{#- The shop's time zone: shops.yml (passed as var shop_timezones) or the default. -#}
+{% macro shop_tz(shop_col) -%}
+    {%- set tzs = var('shop_timezones', {}) -%}
+    {%- if tzs -%}
+    (case {{ shop_col }}{% for shop, tz in tzs.items() %} when '{{ shop }}' then '{{ tz }}'{% endfor %} else '{{ var("default_timezone") }}' end)
+    {%- else -%}
+    '{{ var("default_timezone") }}'
+    {%- endif -%}
+{%- endmacro %}
+
+{#- Normalized text for weak matching: trimmed, lower-cased, inner spaces removed. -#}
+{% macro norm_text(expr) -%}
+    nullif(lower(regexp_replace(coalesce({{ expr }}, ''), '[[:space:]　,，.。#-]+', '', 'g')), '')
+{%- endmacro %}
+
+{% macro days_between(later, earlier) -%}
+    (extract(epoch from ({{ later }}) - ({{ earlier }})) / 86400.0)
+{%- endmacro %}

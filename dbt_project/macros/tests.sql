@@ -1,0 +1,17 @@
+{#- Generic data test: the combination of columns is unique (dbt_utils-free). -#}
+{% test unique_combination(model, columns) %}
+select {{ columns | join(', ') }}, count(*) as n
+from {{ model }}
+group by {{ columns | join(', ') }}
+having count(*) > 1
+{% endtest %}
+
+{#- Generic data test: numeric column within [min_value, max_value]. -#}
+{% test between(model, column_name, min_value=none, max_value=none) %}
+select * from {{ model }}
+where {{ column_name }} is not null and (
+    false
+    {% if min_value is not none %} or {{ column_name }} < {{ min_value }}{% endif %}
+    {% if max_value is not none %} or {{ column_name }} > {{ max_value }}{% endif %}
+)
+{% endtest %}

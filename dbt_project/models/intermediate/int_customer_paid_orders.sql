@@ -1,0 +1,56 @@
+-- Paid orders per customer in sequence, with the gap to the previous one and
+-- the customer's own repurchase cycle known at that moment (median gap so far).
+
+with paid as (
+    select
+        customer_id,
+        order_key,
+        paid_at,
+        paid_date,
+        amount_cny,
+        row_number() over (partition by customer_id order by paid_at, order_key) as n
+    from {{ ref('int_customer_orders') }}
+    where is_paid_as_of
+),
+
+gaps as (
+    select
+        *,
+        {{ days_between('paid_at', 'lag(paid_at) over (partition by customer_id order by n)') }} as gap_days,
+        lead(paid_at) over (partition by customer_id order by n) as next_paid_at
+    from paid
+),
+
+medians as (
+    select
+        p.customer_id,
+        p.n,
+        percentile_cont(0.5) within group (order by q.gap_days) as median_gap_days
+    from gaps as p
+    inner join gaps as q on q.customer_id = p.customer_id and q.n between 2 and p.n
+    group by p.customer_id, p.n
+),
+
+final as (
+    select
+        g.customer_id,
+        g.order_key,
+        g.n,
+        g.paid_at,
+        g.paid_date,
+        g.amount_cny,
+        g.gap_days,
+        g.next_paid_at,
+        m.median_gap_days,
+        g.n - 1 >= {{ var('lifecycle_min_intervals_for_cycle') }} as has_own_cycle,
+        case when g.n - 1 >= {{ var('lifecycle_min_intervals_for_cycle') }}
+             then greatest({{ var('lifecycle_min_cycle_days') }}, {{ var('lifecycle_cycle_at_risk_multiplier') }} * m.median_gap_days)
+             else {{ var('lifecycle_at_risk_days') }} end as at_risk_after_days,
+        case when g.n - 1 >= {{ var('lifecycle_min_intervals_for_cycle') }}
+             then greatest({{ var('lifecycle_min_cycle_days') }} * 2, {{ var('lifecycle_cycle_churn_multiplier') }} * m.median_gap_days)
+             else {{ var('lifecycle_churn_days') }} end as churn_after_days
+    from gaps as g
+    left join medians as m on m.customer_id = g.customer_id and m.n = g.n
+)
+
+select * from final

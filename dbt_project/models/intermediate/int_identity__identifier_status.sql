@@ -1,0 +1,52 @@
+-- Whether each identifier may link customers (R3):
+--   junk        placeholder values (seed junk_identifiers, repeated-digit numbers)
+--   over_cap    shared by more than identity_max_holders distinct people
+--               (a shop's front-desk phone); people = distinct names, else nodes
+--   split_rule  blocked by `crm identity split phone:+86...`
+--   used        links every node that carries it
+
+with identifiers as (
+    select * from {{ ref('int_identity__node_identifiers') }}
+),
+
+junk as (
+    select identifier_type, identifier_value, reason from {{ ref('junk_identifiers') }}
+),
+
+split_rules as (
+    select split_part(left_ref, ':', 1) as identifier_type,
+           substr(left_ref, length(split_part(left_ref, ':', 1)) + 2) as identifier_value
+    from {{ source('ops', 'identity_rules') }}
+    where action = 'split' and active and split_part(left_ref, ':', 1) in ('phone', 'email', 'name_address')
+),
+
+per_identifier as (
+    select
+        identifier_type,
+        identifier_value,
+        count(distinct node_key) as nodes,
+        count(distinct coalesce(holder, node_key)) as holders
+    from identifiers
+    group by identifier_type, identifier_value
+),
+
+final as (
+    select
+        p.identifier_type,
+        p.identifier_value,
+        p.nodes,
+        p.holders,
+        case
+            when j.identifier_value is not null then 'junk'
+            when p.identifier_type = 'phone' and p.identifier_value ~ '^\+861(\d)\1{9}$' then 'junk'
+            when p.identifier_type = 'email' and p.identifier_value in ('null', 'none', 'n/a') then 'junk'
+            when s.identifier_value is not null then 'split_rule'
+            when p.holders > {{ var('identity_max_holders') }} then 'over_cap'
+            else 'used'
+        end as status
+    from per_identifier as p
+    left join junk as j on j.identifier_type = p.identifier_type and j.identifier_value = p.identifier_value
+    left join split_rules as s on s.identifier_type = p.identifier_type and s.identifier_value = p.identifier_value
+)
+
+select * from final

@@ -1,0 +1,51 @@
+-- Every identifier seen on a node, with the first order it came from (the evidence).
+-- phone: E.164 (phonenumbers, at landing); email: lower-cased; name_address: a
+-- weak signal, only when the address is specific enough. Masked phones never
+-- appear here: a masked value cannot merge two customers.
+
+with orders as (
+    select * from {{ ref('int_orders') }}
+),
+
+phones as (
+    select o.node_key, 'phone' as identifier_type, p.value as identifier_value, o.order_key, o.created_at,
+           {{ norm_text('coalesce(o.receiver_name, o.buyer_nick)') }} as holder
+    from orders as o
+    cross join lateral jsonb_array_elements_text(coalesce(o.phones, '[]'::jsonb)) as p(value)
+),
+
+emails as (
+    select node_key, 'email', lower(email), order_key, created_at,
+           {{ norm_text('coalesce(receiver_name, buyer_nick)') }}
+    from orders
+    where email is not null
+),
+
+name_addresses as (
+    select node_key, 'name_address',
+           md5({{ norm_text('receiver_name') }} || '|' || {{ norm_text('address') }}),
+           order_key, created_at, {{ norm_text('receiver_name') }}
+    from orders
+    where {{ norm_text('receiver_name') }} is not null
+      and length({{ norm_text('address') }}) >= {{ var('identity_min_address_length') }}
+),
+
+all_identifiers as (
+    select * from phones
+    union all select * from emails
+    union all select * from name_addresses
+),
+
+final as (
+    select
+        node_key,
+        identifier_type,
+        identifier_value,
+        (array_agg(order_key order by created_at, order_key))[1] as evidence_order_key,
+        min(created_at) as first_seen_at,
+        min(holder) as holder
+    from all_identifiers
+    group by node_key, identifier_type, identifier_value
+)
+
+select * from final

@@ -1,0 +1,103 @@
+{{ config(indexes=[{'columns': ['customer_id']}]) }}
+-- Lifecycle stage history (R17) as intervals [valid_from, valid_to): the stage
+-- on any day is the row covering it. Stages:
+--   prospect   ordered but never paid (yet)
+--   new        first paid order
+--   returning  a further paid order
+--   loyal      lifecycle_loyal_min_orders or more paid orders
+--   win_back   paid again after having churned
+--   at_risk    no purchase for at_risk_after_days
+--   churned    no purchase for churn_after_days
+-- Thresholds follow the customer's own repurchase cycle once it has one
+-- (multipliers of the median gap so far), else the shop default (R10: 100 days).
+
+with paid as (
+    select * from {{ ref('int_customer_paid_orders') }}
+),
+
+prev as (
+    select
+        p.*,
+        lag(churn_after_days) over (partition by customer_id order by n) as prev_churn_after_days
+    from paid as p
+),
+
+first_orders as (
+    -- orders placed and never paid (still unpaid, or closed unpaid): a prospect's orders
+    select customer_id, min(created_at) as first_order_at
+    from {{ ref('int_customer_orders') }}
+    where not is_paid_as_of and not is_refunded_as_of
+    group by customer_id
+),
+
+first_paid as (
+    select customer_id, paid_at as first_paid_at from paid where n = 1
+),
+
+events as (
+    -- a purchase starts a buying stage
+    select
+        customer_id,
+        paid_at as valid_from,
+        case
+            when n = 1 then 'new'
+            when gap_days > prev_churn_after_days then 'win_back'
+            when n >= {{ var('lifecycle_loyal_min_orders') }} then 'loyal'
+            else 'returning'
+        end as stage,
+        n as paid_orders_so_far,
+        1 as event_order
+    from prev
+
+    union all
+    -- silence: at risk, then churned, unless the next purchase comes first
+    select customer_id, paid_at + at_risk_after_days * interval '1 day', 'at_risk', n, 2
+    from paid
+    where paid_at + at_risk_after_days * interval '1 day' < coalesce(next_paid_at, 'infinity'::timestamptz)
+
+    union all
+    select customer_id, paid_at + churn_after_days * interval '1 day', 'churned', n, 3
+    from paid
+    where paid_at + churn_after_days * interval '1 day' < coalesce(next_paid_at, 'infinity'::timestamptz)
+
+    union all
+    -- ordered before paying (or never paid)
+    select f.customer_id, f.first_order_at, 'prospect', 0, 0
+    from first_orders as f
+    left join first_paid as p on p.customer_id = f.customer_id
+    where p.first_paid_at is null or f.first_order_at < p.first_paid_at
+),
+
+bounded as (
+    select * from events where valid_from < {{ as_of_end() }}
+),
+
+sequenced as (
+    select
+        customer_id,
+        stage,
+        valid_from,
+        lead(valid_from) over (partition by customer_id order by valid_from, event_order) as valid_to,
+        lag(stage) over (partition by customer_id order by valid_from, event_order) as previous_stage,
+        paid_orders_so_far
+    from bounded
+),
+
+final as (
+    select
+        {{ surrogate_key(['customer_id', 'valid_from', 'stage']) }} as lifecycle_key,
+        customer_id,
+        stage,
+        previous_stage,
+        coalesce(previous_stage, 'none') || '->' || stage as transition,
+        valid_from,
+        valid_to,
+        (valid_from at time zone '{{ var("default_timezone") }}')::date as valid_from_date,
+        (valid_to at time zone '{{ var("default_timezone") }}')::date as valid_to_date,
+        valid_to is null as is_current,
+        paid_orders_so_far
+    from sequenced
+    where valid_to is null or valid_to > valid_from
+)
+
+select * from final

@@ -1,0 +1,44 @@
+{{ config(indexes=[{'columns': ['customer_id'], 'unique': true}]) }}
+-- Each customer's membership tier on the run's day (R20), what it takes to reach
+-- the next one, and their points balance.
+
+with spend as (
+    select customer_id, coalesce(sum(amount_cny) filter (
+               where is_paid_as_of and paid_date > {{ as_of_date() }} - {{ var('tier_window_days') }}), 0) as spend_cny
+    from {{ ref('int_customer_orders') }}
+    group by customer_id
+),
+
+thresholds as (
+    select * from {{ ref('customer_tier_thresholds') }}
+),
+
+points as (
+    select customer_id, sum(points) as points_balance from {{ ref('points_ledger') }} group by customer_id
+),
+
+tiered as (
+    select distinct on (s.customer_id)
+        s.customer_id, s.spend_cny, t.tier, t.tier_rank, t.threshold_cny
+    from spend as s
+    inner join thresholds as t on s.spend_cny >= t.threshold_cny
+    order by s.customer_id, t.tier_rank desc
+),
+
+final as (
+    select
+        d.customer_id,
+        {{ as_of_date() }} as as_of_date,
+        d.spend_cny as spend_12m_cny,
+        d.tier,
+        d.tier_rank,
+        d.threshold_cny as tier_threshold_cny,
+        n.tier as next_tier,
+        greatest(n.threshold_cny - d.spend_cny, 0) as cny_to_next_tier,
+        coalesce(p.points_balance, 0) as points_balance
+    from tiered as d
+    left join thresholds as n on n.tier_rank = d.tier_rank + 1
+    left join points as p on p.customer_id = d.customer_id
+)
+
+select * from final

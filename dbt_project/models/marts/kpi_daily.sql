@@ -1,0 +1,76 @@
+-- Shop health by day (R19), from the first order to the run's business day.
+-- Revenue is net of refunds (as of the run's day); new = first paid order ever.
+
+with orders as (
+    select * from {{ ref('int_customer_orders') }}
+),
+
+paid_seq as (
+    select customer_id, paid_date, n from {{ ref('int_customer_paid_orders') }}
+),
+
+bounds as (
+    select min(order_date) as first_day from orders
+),
+
+days as (
+    select generate_series(b.first_day, {{ as_of_date() }}, interval '1 day')::date as kpi_date
+    from bounds as b
+    where b.first_day is not null
+),
+
+created as (
+    select order_date as kpi_date, count(*) as orders_created
+    from orders group by order_date
+),
+
+paid as (
+    select paid_date as kpi_date, count(*) as orders_paid, sum(amount_cny) as revenue_cny,
+           count(distinct customer_id) as buying_customers
+    from orders where is_paid_as_of group by paid_date
+),
+
+refunds as (
+    select (refunded_at at time zone '{{ var("default_timezone") }}')::date as kpi_date, count(*) as orders_refunded,
+           sum(amount_cny) as refunded_cny
+    from orders where is_refunded_as_of group by 1
+),
+
+firsts as (
+    select paid_date as kpi_date,
+           count(distinct customer_id) filter (where n = 1) as new_customers,
+           count(distinct customer_id) filter (where n > 1) as returning_customers
+    from paid_seq group by paid_date
+),
+
+lifecycle_moves as (
+    select valid_from_date as kpi_date,
+           count(*) filter (where stage = 'churned') as customers_churned,
+           count(*) filter (where stage = 'win_back') as customers_won_back,
+           count(*) filter (where stage = 'at_risk') as customers_at_risk_entered
+    from {{ ref('customer_lifecycle_history') }} group by valid_from_date
+),
+
+final as (
+    select
+        d.kpi_date,
+        coalesce(c.orders_created, 0) as orders_created,
+        coalesce(p.orders_paid, 0) as orders_paid,
+        coalesce(p.revenue_cny, 0) as revenue_cny,
+        coalesce(p.buying_customers, 0) as buying_customers,
+        coalesce(f.new_customers, 0) as new_customers,
+        coalesce(f.returning_customers, 0) as returning_customers,
+        coalesce(r.orders_refunded, 0) as orders_refunded,
+        coalesce(r.refunded_cny, 0) as refunded_cny,
+        coalesce(l.customers_churned, 0) as customers_churned,
+        coalesce(l.customers_won_back, 0) as customers_won_back,
+        coalesce(l.customers_at_risk_entered, 0) as customers_at_risk_entered
+    from days as d
+    left join created as c on c.kpi_date = d.kpi_date
+    left join paid as p on p.kpi_date = d.kpi_date
+    left join refunds as r on r.kpi_date = d.kpi_date
+    left join firsts as f on f.kpi_date = d.kpi_date
+    left join lifecycle_moves as l on l.kpi_date = d.kpi_date
+)
+
+select * from final

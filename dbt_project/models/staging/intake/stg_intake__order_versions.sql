@@ -1,0 +1,13 @@
+-- Every landed version of every intake order: the status history.
+with source as (
+    select * from {{ source('raw', 'intake_orders_versions') }}
+),
+
+final as (
+    select
+        payload_hash,
+        {{ intake_order_columns() }}
+    from source
+)
+
+select * from final

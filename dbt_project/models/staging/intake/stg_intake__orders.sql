@@ -1,0 +1,12 @@
+-- Current state of every intake order (latest landed version), unified columns.
+with source as (
+    select * from {{ source('raw', 'intake_orders') }}
+),
+
+final as (
+    select
+        {{ intake_order_columns() }}
+    from source
+)
+
+select * from final

@@ -1,0 +1,13 @@
+-- Every landed version of every jd order: the status history.
+with source as (
+    select * from {{ source('raw', 'jd_orders_versions') }}
+),
+
+final as (
+    select
+        payload_hash,
+        {{ jd_order_columns() }}
+    from source
+)
+
+select * from final

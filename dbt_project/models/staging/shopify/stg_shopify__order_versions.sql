@@ -1,0 +1,13 @@
+-- Every landed version of every shopify order: the status history.
+with source as (
+    select * from {{ source('raw', 'shopify_orders_versions') }}
+),
+
+final as (
+    select
+        payload_hash,
+        {{ shopify_order_columns() }}
+    from source
+)
+
+select * from final

@@ -1,0 +1,662 @@
+"""The ``crm`` command: every operation of the pipeline from a shell.
+
+Exit codes: 0 success, 1 a step failed (the message says which and why),
+2 bad usage or configuration, 3 a data-quality gate failed, 4 a sheet or file
+was rejected (nothing applied).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from datetime import date, datetime, timedelta
+from pathlib import Path
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_QUALITY, EXIT_REJECTED = 0, 1, 2, 3, 4
+
+
+def _settings():
+    from crm_pipeline.settings import get_settings
+
+    return get_settings()
+
+
+def _day(value: str) -> date:
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a date (YYYY-MM-DD): {value!r}") from None
+
+
+def _progress(message: str) -> None:
+    print(f"[{datetime.now().strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def ensure_environment(start_sandbox: bool = False) -> str:
+    """Sandbox credentials, warehouse URL (embedded started if needed) and schemas."""
+    from crm_pipeline.config import load_env_defaults
+    from crm_pipeline.settings import reload_settings
+    from crm_pipeline.warehouse import warehouse_url
+    from crm_pipeline.warehouse.migrate import migrate
+
+    settings = _settings()
+    load_env_defaults(settings.config_dir / "sandbox.env")
+    url = warehouse_url()
+    os.environ["CRM_WAREHOUSE_URL"] = url
+    reload_settings()
+    migrate(url)
+    if start_sandbox:
+        ensure_sandbox()
+    return url
+
+
+# -- sandbox process ---------------------------------------------------------------------
+def _sandbox_alive(url: str) -> bool:
+    import requests
+
+    try:
+        return requests.get(url + "/_control/health", timeout=2).ok
+    except requests.RequestException:
+        return False
+
+
+def ensure_sandbox() -> str:
+    settings = _settings()
+    if _sandbox_alive(settings.sandbox_url):
+        return settings.sandbox_url
+    log_dir = settings.home / "sandbox"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    with (log_dir / "server.log").open("a") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "crm_pipeline.sandbox", "--port", str(settings.sandbox_port),
+                                 "--log-dir", str(log_dir)], stdout=log, stderr=subprocess.STDOUT,
+                                start_new_session=True, env=os.environ.copy())
+    (log_dir / "server.pid").write_text(str(proc.pid))
+    deadline = time.time() + 60
+    while not _sandbox_alive(settings.sandbox_url):
+        if proc.poll() is not None or time.time() > deadline:
+            raise RuntimeError(f"sandbox did not start; see {log_dir / 'server.log'}")
+        time.sleep(0.3)
+    return settings.sandbox_url
+
+
+def stop_sandbox() -> bool:
+    import signal
+
+    pid_file = _settings().home / "sandbox" / "server.pid"
+    if not pid_file.exists():
+        return False
+    try:
+        os.kill(int(pid_file.read_text()), signal.SIGTERM)
+    except (ProcessLookupError, ValueError):
+        pass
+    pid_file.unlink(missing_ok=True)
+    return True
+
+
+# -- airflow -----------------------------------------------------------------------------
+def airflow_env() -> dict[str, str]:
+    settings = _settings()
+    home = settings.home / "airflow"
+    home.mkdir(parents=True, exist_ok=True)
+    return {
+        **os.environ,
+        "AIRFLOW_HOME": str(home),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(settings.dags_dir),
+        "AIRFLOW__CORE__PLUGINS_FOLDER": str(settings.project_dir / "plugins"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__DAGBAG_IMPORT_TIMEOUT": "120",
+        "AIRFLOW__COSMOS__ENABLE_TELEMETRY": "False",
+        "AIRFLOW__LOGGING__LOGGING_LEVEL": os.environ.get("AIRFLOW__LOGGING__LOGGING_LEVEL", "WARNING"),
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": os.environ.get("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN",
+                                                              f"sqlite:///{home / 'airflow.db'}"),
+        "GX_ANALYTICS_ENABLED": "False",
+        "DBT_SEND_ANONYMOUS_USAGE_STATS": "False",
+    }
+
+
+def airflow(args: list[str], check: bool = True, capture: bool = False) -> subprocess.CompletedProcess:
+    exe = Path(sys.executable).with_name("airflow")
+    proc = subprocess.run([str(exe), *args], env=airflow_env(), text=True, capture_output=capture)
+    if check and proc.returncode != 0:
+        tail = (proc.stdout or "")[-3000:] + (proc.stderr or "")[-3000:] if capture else ""
+        raise RuntimeError(f"airflow {' '.join(args)} failed (exit {proc.returncode}){': ' + tail if tail else ''}")
+    return proc
+
+
+def airflow_db_migrate() -> None:
+    marker = _settings().home / "airflow" / ".migrated"
+    if marker.exists():
+        return
+    airflow(["db", "migrate"], capture=True)
+    marker.write_text(datetime.now().isoformat())
+
+
+def dag_run_state(dag_id: str, as_of: date) -> str | None:
+    """State of the latest run of a DAG in the Airflow metadata DB."""
+    import sqlite3
+
+    db = _settings().home / "airflow" / "airflow.db"
+    if not db.exists():
+        return None
+    with sqlite3.connect(db) as conn:
+        row = conn.execute("select state from dag_run where dag_id = ? order by id desc limit 1", (dag_id,)).fetchone()
+    return row[0] if row else None
+
+
+def run_nightly_dag(as_of: date) -> None:
+    """`airflow dags test crm_nightly <date>`: the real DAG, in-process, SQLite metadata."""
+    ensure_manifest()
+    airflow_db_migrate()
+    logical = f"{as_of.isoformat()}T02:30:00+08:00"
+    _progress(f"airflow dags test crm_nightly {logical}")
+    proc = airflow(["dags", "test", "crm_nightly", logical], check=False, capture=True)
+    log_path = _settings().home / "airflow" / f"dags_test_{as_of.isoformat()}.log"
+    log_path.write_text((proc.stdout or "") + "\n" + (proc.stderr or ""))
+    state = dag_run_state("crm_nightly", as_of)
+    if proc.returncode != 0 or state != "success":
+        failed = [line for line in (proc.stdout or "").splitlines() + (proc.stderr or "").splitlines()
+                  if "failed" in line.lower() and "task" in line.lower()]
+        raise RuntimeError(f"crm_nightly for {as_of} ended in state {state!r} (exit {proc.returncode}); "
+                           f"full log: {log_path}" + ("\n  " + "\n  ".join(failed[-8:]) if failed else ""))
+
+
+def ensure_manifest(force: bool = False) -> Path:
+    from crm_pipeline.transform.dbt import run_dbt
+
+    manifest = _settings().dbt_project_dir / "target" / "manifest.json"
+    if force or not manifest.exists():
+        run_dbt(["parse"], capture=True)
+    return manifest
+
+
+# -- demo ---------------------------------------------------------------------------------
+def write_demo_intake(as_of: date) -> Path:
+    from crm_pipeline.sandbox.intake_files import write_intake_xlsx
+    from crm_pipeline.sandbox.world import get_world
+
+    settings = _settings()
+    path = settings.intake_dir / "wechat_social" / f"wechat_orders_{as_of.isoformat()}.xlsx"
+    if not path.exists():
+        world = get_world(settings.sandbox_anchor, settings.sandbox_persons)
+        write_intake_xlsx(world, "wechat_social", as_of, path)
+    return path
+
+
+def print_summary(s: dict) -> None:
+    def line(label, value):
+        print(f"  {label:<34} {value}")
+
+    print(f"\nCRM nightly run for business day {s['as_of_date']} — read back from the warehouse\n")
+    print("Orders landed per platform (raw, current versions):")
+    for k, v in s["raw_landed_by_platform"].items():
+        line(k, v)
+    line("quarantined (malformed records)", sum(s["quarantined"].values()))
+    print("Modelled:")
+    line("orders in marts.fct_orders", sum(s["orders_by_platform"].values()))
+    line("customers after unification", f"{s['customers']} (from {s['identity_nodes']} platform accounts/orders)")
+    print(f"RFM segments ({s['rfm_method']}):")
+    for k, v in s["rfm_segments"].items():
+        line(k, v)
+    print("Lifecycle stages:")
+    for k, v in s["lifecycle_stages"].items():
+        line(k, v)
+    print("Outreach:")
+    line("call list", f"{s['call_list_path']} ({s['call_list_entries']} calls)")
+    line("ledger", ", ".join(f"{k}={v}" for k, v in s["ledger"].items()) or "empty")
+    line("not sent, by rule", ", ".join(f"{k}={v}" for k, v in s["suppressed"].items()) or "none")
+    line("messages accepted by sandbox gateway", s["gateway_messages_received"])
+    line("daily report", s["report_path"])
+
+
+def cmd_demo(args) -> int:
+    settings = _settings()
+    as_of = args.date or settings.demo_date
+    os.environ.setdefault("CRM_NOW", f"{(as_of + timedelta(days=1)).isoformat()}T10:30:00+08:00")
+    _progress("warehouse, schemas and sandbox")
+    ensure_environment(start_sandbox=True)
+    write_demo_intake(as_of)
+    try:
+        run_nightly_dag(as_of)
+        from crm_pipeline.pipeline import summary
+
+        s = summary(as_of)
+        print_summary(s)
+        if args.json:
+            Path(args.json).write_text(json.dumps(s, indent=2, ensure_ascii=False, default=str))
+    finally:
+        if not args.keep_sandbox:
+            stop_sandbox()
+    url = os.environ["CRM_WAREHOUSE_URL"]
+    print(f"\nWarehouse: {url}  (psql \"{url}\"; stop it with `crm warehouse stop`)")
+    return EXIT_OK
+
+
+# -- individual operations ------------------------------------------------------------------
+def cmd_run(args) -> int:
+    """The nightly steps without Airflow (same functions the DAG calls)."""
+    from crm_pipeline import pipeline as p
+
+    ensure_environment(start_sandbox=args.sandbox)
+    as_of = args.date
+    for shop_id in p.api_shop_ids():
+        _progress(f"extract {shop_id}")
+        p.extract_shop(shop_id, as_of)
+    for shop_id in p.intake_shop_ids():
+        p.intake_shop(shop_id, as_of)
+    _progress("quality raw_landing")
+    p.quality("raw_landing", as_of)
+    _progress("dbt build")
+    p.transform(as_of)
+    _progress("outreach")
+    p.plan_outreach(as_of)
+    p.call_list(as_of)
+    p.quality("outbound", as_of)
+    p.push_messages(as_of)
+    from crm_pipeline.reporting.report import write_report
+
+    print(write_report(as_of))
+    return EXIT_OK
+
+
+def cmd_extract(args) -> int:
+    from crm_pipeline.pipeline import extract_shop
+
+    ensure_environment()
+    print(json.dumps(extract_shop(args.shop, args.date, "intraday" if args.intraday else "nightly"), indent=2))
+    return EXIT_OK
+
+
+def cmd_backfill(args) -> int:
+    from crm_pipeline.config import get_shop
+    from crm_pipeline.pipeline import extract_shop
+
+    ensure_environment()
+    shop = get_shop(args.shop)
+    if shop.platform != args.platform:
+        print(f"shop {args.shop} is a {shop.platform} shop, not {args.platform}", file=sys.stderr)
+        return EXIT_USAGE
+    _progress(f"backfill {args.platform}/{args.shop} {args.date_from}..{args.date_to}")
+    print(json.dumps(extract_shop(args.shop, args.date_to, "backfill", args.date_from, args.date_to), indent=2))
+    return EXIT_OK
+
+
+def cmd_intake(args) -> int:
+    from crm_pipeline.config import get_shop
+    from crm_pipeline.extract.intake import parse_mapping
+    from crm_pipeline.extract.run import run_intake
+
+    ensure_environment()
+    result = run_intake(Path(args.file), get_shop(args.shop), parse_mapping(args.map))
+    print(result.summary())
+    if result.counts.quarantined:
+        print(f"{result.counts.quarantined} row(s) quarantined: see raw.quarantine (batch {result.batch_id})")
+    return EXIT_OK
+
+
+def cmd_transform(args) -> int:
+    from crm_pipeline.pipeline import transform
+
+    ensure_environment()
+    transform(args.date, select=args.select, full_refresh=args.full_refresh)
+    return EXIT_OK
+
+
+def cmd_quality(args) -> int:
+    if args.action == "scaffold":
+        from crm_pipeline.quality.runner import _sqlalchemy_url
+        from crm_pipeline.quality.suites import CONNECTION_ENV, scaffold
+
+        os.environ[CONNECTION_ENV] = _sqlalchemy_url(ensure_environment())
+        print("\n".join(scaffold(_settings().expectations_dir)))
+        return EXIT_OK
+    from crm_pipeline.pipeline import quality
+
+    ensure_environment()
+    print(json.dumps(quality(args.action, args.date), indent=2, ensure_ascii=False, default=str))
+    return EXIT_OK
+
+
+def cmd_identity(args) -> int:
+    from crm_pipeline.warehouse import connect
+
+    ensure_environment()
+    with connect() as conn:
+        if args.action == "list":
+            for row in conn.execute("select rule_id, action, left_ref, right_ref, reason, created_at, active"
+                                    " from ops.identity_rules order by rule_id"):
+                print(*row, sep="\t")
+            return EXIT_OK
+        if args.action == "link" and not args.right:
+            print("link needs two node keys: crm identity link NODE_A NODE_B", file=sys.stderr)
+            return EXIT_USAGE
+        rule = conn.execute("insert into ops.identity_rules (action, left_ref, right_ref, reason) values"
+                            " (%s, %s, %s, %s) returning rule_id",
+                            (args.action, args.left, args.right, args.reason)).fetchone()[0]
+    print(f"rule {rule} recorded; it applies at the next transform (crm transform / nightly run)")
+    return EXIT_OK
+
+
+def cmd_optout(args) -> int:
+    from crm_pipeline.load.normalize import normalize_email, normalize_phone
+    from crm_pipeline.warehouse import connect
+
+    ensure_environment()
+    contact = None
+    if args.phone:
+        contact = normalize_phone(args.phone).e164
+        if not contact:
+            print("not a valid phone number", file=sys.stderr)
+            return EXIT_USAGE
+    elif args.email:
+        contact = normalize_email(args.email)
+    if not contact and not args.customer:
+        print("give --customer, --phone or --email", file=sys.stderr)
+        return EXIT_USAGE
+    with connect() as conn:
+        if args.action == "add":
+            conn.execute("insert into outreach.optouts (channel, customer_id, contact, source, reason)"
+                         " values (%s, %s, %s, %s, %s) on conflict do nothing",
+                         (args.channel, args.customer, contact, args.source, args.reason))
+    print("opt-out recorded: applies to every message planned from now on (R13)")
+    return EXIT_OK
+
+
+def cmd_optout_import(args) -> int:
+    """'TD' replies exported from the SMS gateway: phone,content[,time] rows."""
+    import csv
+
+    from crm_pipeline.load.normalize import normalize_phone
+    from crm_pipeline.warehouse import connect
+
+    ensure_environment()
+    added = 0
+    with connect() as conn, open(args.file, encoding="utf-8-sig", newline="") as fh:
+        for row in csv.reader(fh):
+            if len(row) < 2 or row[0].strip().lower() in ("phone", "phonenumber", "手机"):
+                continue
+            if row[1].strip().upper() in ("TD", "T", "N", "退订", "STOP", "UNSUBSCRIBE"):
+                phone = normalize_phone(row[0]).e164
+                if phone:
+                    conn.execute("insert into outreach.optouts (channel, contact, source, reason) values"
+                                 " ('sms', %s, 'td_reply', %s) on conflict do nothing", (phone, row[1].strip()))
+                    added += 1
+    print(f"{added} opt-out(s) from replies")
+    return EXIT_OK
+
+
+def cmd_calls(args) -> int:
+    from crm_pipeline.warehouse import connect
+
+    ensure_environment()
+    if args.action == "list":
+        from crm_pipeline.pipeline import call_list
+
+        print(json.dumps(call_list(args.date), indent=2, ensure_ascii=False))
+        return EXIT_OK
+    from crm_pipeline.outreach.calls import OutcomeSheetError, import_outcomes
+
+    try:
+        with connect() as conn:
+            print(json.dumps(import_outcomes(conn, Path(args.file)), ensure_ascii=False))
+    except OutcomeSheetError as exc:
+        print(str(exc), file=sys.stderr)
+        return EXIT_REJECTED
+    return EXIT_OK
+
+
+def cmd_campaign(args) -> int:
+    from crm_pipeline.outreach import campaigns as camp
+    from crm_pipeline.warehouse import connect
+
+    ensure_environment()
+    settings = _settings()
+    campaign = camp.find_campaign(settings.config_dir / "campaigns", args.name)
+    if args.action == "report":
+        with connect() as conn:
+            print(json.dumps(camp.report(conn, campaign), indent=2, ensure_ascii=False, default=str))
+        return EXIT_OK
+    from crm_pipeline.clock import now
+    from crm_pipeline.outreach.ledger import plan
+    from crm_pipeline.pipeline import _outreach_config, push_messages
+
+    policy, gw = _outreach_config()
+    send_day = args.date
+    with connect() as conn:
+        proposals, counts = camp.plan_campaign(conn, campaign, send_day, settings.timezone)
+        if args.action == "plan":
+            from crm_pipeline.outreach.policy import decide
+            from crm_pipeline.outreach.ledger import load_history, load_optouts
+            from crm_pipeline.outreach.templates import MissingPlaceholder, render, template_name
+
+            decisions = decide([p.candidate for p in proposals], policy, now(), load_optouts(conn),
+                               load_history(conn, now(), policy.overall_cap.days))
+            by_rule: dict[str, int] = {}
+            for d in decisions:
+                if not d.sent:
+                    by_rule[d.rule] = by_rule.get(d.rule, 0) + 1
+            samples = []
+            for p in proposals[:3]:
+                try:
+                    samples.append(render(settings.config_dir / "templates", template_name(p.template, p.candidate.channel),
+                                          {"shop_name": gw.get("shop_name", ""), **p.params}).body)
+                except MissingPlaceholder as exc:
+                    samples.append(f"(not sendable: {exc})")
+            conn.rollback()  # a dry run: assignments and budgets are not kept
+            print(json.dumps({"campaign": campaign.name, "send_date": send_day.isoformat(), "audience": counts,
+                              "after_policy": sum(1 for d in decisions if d.sent), "suppressed_by_rule": by_rule,
+                              "samples": samples}, indent=2, ensure_ascii=False))
+            return EXIT_OK
+        stats = plan(conn, proposals, policy, now(), send_day - timedelta(days=1), settings.config_dir / "templates",
+                     gw.get("shop_name", ""))
+    print(json.dumps({"planned": stats.as_dict(), "push": push_messages(send_day - timedelta(days=1))},
+                     indent=2, ensure_ascii=False))
+    return EXIT_OK
+
+
+def cmd_push(args) -> int:
+    from crm_pipeline.pipeline import push_messages
+
+    ensure_environment()
+    print(json.dumps(push_messages(args.date), indent=2, ensure_ascii=False))
+    return EXIT_OK
+
+
+def cmd_report(args) -> int:
+    from crm_pipeline.reporting.report import write_report
+
+    ensure_environment()
+    print(write_report(args.date))
+    return EXIT_OK
+
+
+def cmd_summary(args) -> int:
+    from crm_pipeline.pipeline import summary
+
+    ensure_environment()
+    print_summary(summary(args.date))
+    return EXIT_OK
+
+
+def cmd_warehouse(args) -> int:
+    from crm_pipeline.warehouse.embedded import EmbeddedPostgres
+
+    settings = _settings()
+    embedded = EmbeddedPostgres(settings.home, settings.embedded_pg_port)
+    if args.action == "start":
+        print(ensure_environment())
+    elif args.action == "stop":
+        embedded.stop()
+        print("embedded PostgreSQL stopped")
+    elif args.action == "url":
+        print(settings.warehouse_url or embedded.url())
+    elif args.action == "migrate":
+        ensure_environment()
+        print("schemas up to date")
+    return EXIT_OK
+
+
+def cmd_sandbox(args) -> int:
+    if args.action == "start":
+        print(ensure_sandbox())
+    elif args.action == "stop":
+        print("stopped" if stop_sandbox() else "not running")
+    else:
+        from crm_pipeline.sandbox.__main__ import main
+
+        return main([])
+    return EXIT_OK
+
+
+def cmd_airflow(args) -> int:
+    ensure_environment()
+    ensure_manifest()
+    airflow_db_migrate()
+    return airflow(args.rest, check=False).returncode
+
+
+def cmd_dbt_parse(args) -> int:
+    print(ensure_manifest(force=True))
+    return EXIT_OK
+
+
+def cmd_setup_roles(args) -> int:
+    from crm_pipeline.warehouse.roles import setup_roles
+
+    ensure_environment()
+    for line in setup_roles(analyst_password=args.analyst_password, ops_password=args.ops_password):
+        print(line)
+    return EXIT_OK
+
+
+def build_parser() -> argparse.ArgumentParser:
+    settings = _settings()
+    p = argparse.ArgumentParser(prog="crm", description="CRM data pipeline for multi-platform online sellers.")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def add(name, func, help_text):
+        sp = sub.add_parser(name, help=help_text, description=help_text)
+        sp.set_defaults(func=func)
+        return sp
+
+    sp = add("demo", cmd_demo, "run the real nightly DAG once on the embedded warehouse and sandbox; print a summary")
+    sp.add_argument("--date", type=_day, help=f"business day (default {settings.demo_date})")
+    sp.add_argument("--keep-sandbox", action="store_true", help="leave the sandbox server running")
+    sp.add_argument("--json", help="also write the summary as JSON to this file")
+
+    sp = add("run", cmd_run, "run the nightly steps without Airflow (same functions as the DAG)")
+    sp.add_argument("--date", type=_day, required=True)
+    sp.add_argument("--sandbox", action="store_true", help="start the sandbox if it is not running")
+
+    sp = add("extract", cmd_extract, "extract one shop incrementally from its watermark")
+    sp.add_argument("shop")
+    sp.add_argument("--date", type=_day, required=True, help="business day to extract up to")
+    sp.add_argument("--intraday", action="store_true", help="up to now instead of the end of the day")
+
+    sp = add("backfill", cmd_backfill, "re-extract a date range through the platform's backfill API")
+    sp.add_argument("platform")
+    sp.add_argument("--shop", required=True)
+    sp.add_argument("--from", dest="date_from", type=_day, required=True)
+    sp.add_argument("--to", dest="date_to", type=_day, required=True)
+
+    sp = add("intake", cmd_intake, "import a spreadsheet (.xlsx/.csv, UTF-8 or GBK) for a social/offline shop")
+    sp.add_argument("file")
+    sp.add_argument("--shop", required=True)
+    sp.add_argument("--map", action="append", metavar="SOURCE_COLUMN=FIELD", help="extra header mapping")
+
+    sp = add("transform", cmd_transform, "dbt seed + build for a business day")
+    sp.add_argument("--date", type=_day, required=True)
+    sp.add_argument("--select")
+    sp.add_argument("--full-refresh", action="store_true")
+
+    sp = add("quality", cmd_quality, "run a GX checkpoint (raw_landing, outbound) or 'scaffold' the suites")
+    sp.add_argument("action", help="raw_landing | outbound | scaffold")
+    sp.add_argument("--date", type=_day, default=date.today())
+
+    sp = add("identity", cmd_identity, "manual identity rules: link two nodes, split a node or identifier, list")
+    sp.add_argument("action", choices=["link", "split", "list"])
+    sp.add_argument("left", nargs="?", help="node key (platform:shop:buyer) or identifier (phone:+86...)")
+    sp.add_argument("right", nargs="?", help="second node key (link)")
+    sp.add_argument("--reason", default="")
+
+    sp = add("optout", cmd_optout, "record an opt-out (R13)")
+    sp.add_argument("action", choices=["add"])
+    sp.add_argument("--channel", choices=["sms", "email", "webhook", "phone", "all"], default="all")
+    sp.add_argument("--customer")
+    sp.add_argument("--phone")
+    sp.add_argument("--email")
+    sp.add_argument("--source", default="cli")
+    sp.add_argument("--reason", default="")
+
+    sp = add("optout-import", cmd_optout_import, "import 'TD' replies (CSV phone,content) from the SMS gateway")
+    sp.add_argument("file")
+
+    sp = add("calls", cmd_calls, "build the call list for a day, or import a filled sheet")
+    sp.add_argument("action", choices=["list", "import"])
+    sp.add_argument("file", nargs="?")
+    sp.add_argument("--date", type=_day, default=date.today(), help="business day (the list is for the next day)")
+
+    sp = add("campaign", cmd_campaign, "plan (dry run), push or report a campaign in config/campaigns/")
+    sp.add_argument("action", choices=["plan", "push", "report"])
+    sp.add_argument("name")
+    sp.add_argument("--date", type=_day, default=date.today(), help="send date")
+
+    sp = add("push", cmd_push, "send due messages from the ledger")
+    sp.add_argument("--date", type=_day, default=date.today())
+
+    sp = add("report", cmd_report, "write out/<date>/report.html")
+    sp.add_argument("--date", type=_day, required=True)
+
+    sp = add("summary", cmd_summary, "print the run summary for a day from the warehouse")
+    sp.add_argument("--date", type=_day, required=True)
+
+    sp = add("warehouse", cmd_warehouse, "embedded PostgreSQL: start | stop | url | migrate")
+    sp.add_argument("action", choices=["start", "stop", "url", "migrate"])
+
+    sp = add("sandbox", cmd_sandbox, "sandbox platforms and gateways: start (background) | stop | serve")
+    sp.add_argument("action", choices=["start", "stop", "serve"])
+
+    sp = add("airflow", cmd_airflow, "run an airflow command with this project's environment (after --)")
+    sp.add_argument("rest", nargs=argparse.REMAINDER)
+
+    add("dbt-parse", cmd_dbt_parse, "build dbt_project/target/manifest.json (what Cosmos renders)")
+
+    sp = add("setup-roles", cmd_setup_roles, "create crm_analyst (masked marts) and crm_ops (full contact) roles")
+    sp.add_argument("--analyst-password")
+    sp.add_argument("--ops-password")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    import logging
+
+    from crm_pipeline.pii import install_log_masking
+
+    settings = _settings()
+    logging.basicConfig(level=getattr(logging, settings.log_level.upper(), logging.INFO),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for noisy in ("great_expectations", "urllib3", "pgserver"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    install_log_masking()
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except KeyboardInterrupt:
+        return EXIT_FAILED
+    except Exception as exc:  # one clear line, right exit code
+        from crm_pipeline.extract.base import ConfigError
+        from crm_pipeline.pii import redact
+        from crm_pipeline.quality.runner import QualityError
+
+        code = EXIT_QUALITY if isinstance(exc, QualityError) else EXIT_USAGE if isinstance(exc, ConfigError) else EXIT_FAILED
+        print(f"crm {args.command}: {redact(str(exc))}", file=sys.stderr)
+        if os.environ.get("CRM_DEBUG"):
+            raise
+        return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

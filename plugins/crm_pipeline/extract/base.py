@@ -1,0 +1,207 @@
+"""What every platform connector shares: windows, pages, retries, clear errors.
+
+A connector turns a time window into pages of raw order records (dicts exactly
+as the platform sent them). It knows the wire format, authentication, signing,
+paging and throttling of its platform, and nothing about the warehouse: the
+driver in ``extract/run.py`` hands pages to the lander.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from typing import Any, Callable, Iterator
+from zoneinfo import ZoneInfo
+
+from crm_pipeline.pii import get_logger, redact
+
+log = get_logger(__name__)
+
+
+class ExtractError(RuntimeError):
+    """A failure that names platform, shop and what was being fetched."""
+
+    def __init__(self, platform: str, shop_id: str, message: str):
+        self.platform = platform
+        self.shop_id = shop_id
+        super().__init__(f"[{platform}/{shop_id}] {redact(message)}")
+
+
+class ConfigError(ExtractError):
+    pass
+
+
+class Retryable(Exception):
+    """Raised inside a request attempt: wait ``wait`` seconds (or back off) and retry."""
+
+    def __init__(self, reason: str, wait: float | None = None):
+        super().__init__(reason)
+        self.reason = reason
+        self.wait = wait
+
+
+@dataclass(frozen=True)
+class ShopConfig:
+    shop_id: str
+    platform: str
+    name: str = ""
+    timezone: str = "Asia/Shanghai"
+    start_date: date = date(2024, 1, 1)
+    base_url: str = ""
+    credentials: dict[str, str] = field(default_factory=dict)
+    options: dict[str, Any] = field(default_factory=dict)
+    overlap_hours: float = 24.0
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    def credential(self, name: str) -> str:
+        value = self.credentials.get(name)
+        if not value:
+            raise ConfigError(
+                self.platform,
+                self.shop_id,
+                f"missing credential {name!r}: set it in the environment variable named in config/shops.yml "
+                f"(or the Airflow connection) for this shop",
+            )
+        return value
+
+
+@dataclass(frozen=True)
+class Window:
+    start: datetime
+    end: datetime
+
+    def __str__(self) -> str:
+        return f"{self.start.isoformat()}..{self.end.isoformat()}"
+
+
+def split_windows(start: datetime, end: datetime, size: timedelta) -> list[Window]:
+    """Cut [start, end] into consecutive windows no longer than ``size``."""
+    windows = []
+    cursor = start
+    while cursor < end:
+        nxt = min(cursor + size, end)
+        windows.append(Window(cursor, nxt))
+        cursor = nxt
+    return windows
+
+
+@dataclass
+class RetryPolicy:
+    attempts: int = 6
+    backoff: float = 0.25
+    max_backoff: float = 8.0
+    timeout: float = 30.0
+
+
+class Connector(ABC):
+    """Base class; subclasses implement the platform's wire format."""
+
+    platform: str = ""
+    #: longest window the API accepts per query (nightly mode / backfill mode)
+    max_window: timedelta = timedelta(days=31)
+    max_backfill_window: timedelta = timedelta(days=31)
+
+    def __init__(self, shop: ShopConfig, session=None, retry: RetryPolicy | None = None,
+                 sleep: Callable[[float], None] = time.sleep):
+        import requests
+
+        self.shop = shop
+        self.session = session or requests.Session()
+        self.retry = retry or RetryPolicy(timeout=float(shop.options.get("timeout", 30)))
+        self.sleep = sleep
+        self.requests_made = 0
+        self._rng = random.Random(hash((shop.platform, shop.shop_id)) & 0xFFFF)
+
+    # -- interface ----------------------------------------------------------------
+    def windows(self, start: datetime, end: datetime, mode: str = "nightly") -> list[Window]:
+        size = self.max_backfill_window if mode == "backfill" else self.max_window
+        return split_windows(start, end, size)
+
+    @abstractmethod
+    def fetch(self, window: Window, mode: str = "nightly") -> Iterator[list[dict]]:
+        """Yield the pages of raw records modified (or, for backfill, created) in the window."""
+
+    def count(self, window: Window, mode: str = "nightly") -> int | None:
+        """How many distinct orders the platform says the window holds (None: unknown)."""
+        return None
+
+    def enrich(self, records: list[dict]) -> list[dict]:
+        """Second-call enrichment of a page (e.g. TOP oaid decrypt). Default: none."""
+        return records
+
+    # -- HTTP with retries -----------------------------------------------------------
+    def fail(self, message: str) -> ExtractError:
+        return ExtractError(self.platform, self.shop.shop_id, message)
+
+    def request(self, what: str, send: Callable[[], Any], check: Callable[[Any], Any]) -> Any:
+        """Run ``send`` (one HTTP call) and ``check`` (parse/validate) with retries.
+
+        Transient failures (connection errors, timeouts, 429/5xx, throttling
+        replies, truncated bodies) are retried with exponential backoff or the
+        wait the platform asks for; anything else fails at once, naming
+        platform, shop and ``what``.
+        """
+        import requests
+
+        last = "no attempt"
+        for attempt in range(1, self.retry.attempts + 1):
+            wait: float | None = None
+            try:
+                self.requests_made += 1
+                response = send()
+                return check(response)
+            except Retryable as exc:
+                last, wait = exc.reason, exc.wait
+            except requests.Timeout:
+                last = f"timed out after {self.retry.timeout:g}s"
+            except requests.ConnectionError as exc:
+                last = f"cannot connect to {self.shop.base_url or 'the API'} ({exc.__class__.__name__})"
+            if attempt == self.retry.attempts:
+                break
+            if wait is None:
+                wait = min(self.retry.max_backoff, self.retry.backoff * 2 ** (attempt - 1))
+                wait *= 0.5 + self._rng.random()  # jitter
+            log.warning("[%s/%s] %s: %s; retry %d/%d in %.2fs", self.platform, self.shop.shop_id, what, last,
+                        attempt, self.retry.attempts - 1, wait)
+            self.sleep(wait)
+        raise self.fail(f"{what}: {last} (gave up after {self.retry.attempts} attempts)")
+
+    def parse_json(self, response, what: str) -> Any:
+        """Decode a body; a truncated or non-JSON body is retryable."""
+        import orjson
+
+        if response.status_code == 429:
+            raise Retryable(f"HTTP 429 throttled", _retry_after(response))
+        if response.status_code >= 500:
+            raise Retryable(f"HTTP {response.status_code}")
+        try:
+            body = orjson.loads(response.content)
+        except orjson.JSONDecodeError:
+            if response.status_code >= 400:
+                raise self.fail(f"{what}: HTTP {response.status_code}: {response.text[:200]}") from None
+            raise Retryable(f"malformed JSON ({len(response.content)} bytes)") from None
+        if response.status_code in (401, 403):
+            raise self.fail(f"{what}: authentication rejected (HTTP {response.status_code}): {str(body)[:200]}; "
+                            "check this shop's credentials")
+        if response.status_code >= 400:
+            raise self.fail(f"{what}: HTTP {response.status_code}: {str(body)[:300]}")
+        return body
+
+
+def _retry_after(response) -> float | None:
+    value = response.headers.get("Retry-After")
+    try:
+        return max(0.0, float(value)) if value is not None else None
+    except ValueError:
+        return None
+
+
+def local_day_bounds(day: date, tz: ZoneInfo) -> tuple[datetime, datetime]:
+    start = datetime.combine(day, datetime.min.time(), tz)
+    return start, start + timedelta(days=1)

@@ -1,0 +1,196 @@
+"""Spreadsheet intake for social selling and offline stores (R1).
+
+Reads .xlsx or .csv (UTF-8 or GBK). Headers are recognized in English or
+Chinese; ``--map SOURCE=FIELD`` adds or overrides a mapping. Dates in ISO,
+YYYYMMDD, YYYY/MM/DD or Excel serial form.
+
+A row without an order id gets a stable one from its content and its position
+among identical rows: importing the same file twice lands nothing new, and two
+identical lines in one file stay two orders.
+
+Each row becomes a record; a row that cannot be read keeps its raw cells and an
+``__error__`` naming file and row, and ends in quarantine.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import re
+from datetime import date, datetime, timedelta
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Iterator
+from zoneinfo import ZoneInfo
+
+FIELDS = ("order_id", "buyer_id", "name", "phone", "email", "address", "province", "city", "amount", "paid_at",
+          "quantity", "product", "status")
+
+HEADER_ALIASES: dict[str, str] = {}
+for field, aliases in {
+    "order_id": ("order_id", "order id", "order", "订单号", "订单编号", "单号"),
+    "buyer_id": ("buyer_id", "buyer id", "customer_id", "买家id", "买家ID", "会员id", "微信号"),
+    "name": ("name", "customer", "nickname", "姓名", "昵称", "客户", "收货人", "买家昵称"),
+    "phone": ("phone", "mobile", "tel", "手机", "手机号", "电话", "联系电话", "联系方式"),
+    "email": ("email", "e-mail", "mail", "邮箱", "电子邮箱"),
+    "address": ("address", "地址", "收货地址", "详细地址"),
+    "province": ("province", "state", "省", "省份"),
+    "city": ("city", "市", "城市"),
+    "amount": ("amount", "total", "price", "金额", "实付金额", "付款金额", "总价"),
+    "paid_at": ("paid_at", "date", "paid", "order_date", "付款时间", "日期", "下单时间", "成交时间"),
+    "quantity": ("quantity", "qty", "数量", "件数"),
+    "product": ("product", "item", "sku", "商品", "商品名称", "宝贝"),
+    "status": ("status", "状态", "订单状态"),
+}.items():
+    for alias in aliases:
+        HEADER_ALIASES[alias.strip().lower()] = field
+
+STATUS_ALIASES = {
+    "paid": "paid", "已付款": "paid", "已支付": "paid", "付款": "paid",
+    "shipped": "shipped", "已发货": "shipped", "发货": "shipped",
+    "completed": "completed", "complete": "completed", "done": "completed", "已完成": "completed",
+    "交易成功": "completed", "完成": "completed", "已收货": "completed",
+    "refunded": "refunded", "已退款": "refunded", "退款": "refunded",
+    "closed": "closed", "cancelled": "closed", "canceled": "closed", "已关闭": "closed", "已取消": "closed",
+    "unpaid": "unpaid", "待付款": "unpaid", "未付款": "unpaid",
+}
+EXCEL_EPOCH = datetime(1899, 12, 30)
+
+
+class IntakeError(ValueError):
+    """The file as a whole cannot be read (not a per-row problem)."""
+
+
+def parse_mapping(items: list[str] | None) -> dict[str, str]:
+    """``["客户名称=name", ...]`` -> ``{"客户名称": "name"}``; rejects unknown target fields."""
+    mapping: dict[str, str] = {}
+    for item in items or []:
+        source, sep, target = item.partition("=")
+        if not sep or not source.strip() or target.strip() not in FIELDS:
+            raise IntakeError(f"--map {item!r}: expected SOURCE_COLUMN=FIELD with FIELD one of {', '.join(FIELDS)}")
+        mapping[source.strip().lower()] = target.strip()
+    return mapping
+
+
+def parse_date(value: object, tz: ZoneInfo) -> datetime:
+    """ISO, YYYYMMDD, YYYY/MM/DD (with optional time) or an Excel serial number."""
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=tz)
+    if isinstance(value, date):
+        return datetime.combine(value, datetime.min.time(), tz)
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return _excel_serial(float(value), tz)
+    text = str(value or "").strip()
+    if not text:
+        raise ValueError("empty date")
+    if re.fullmatch(r"\d{5}(\.\d+)?", text):
+        return _excel_serial(float(text), tz)
+    if re.fullmatch(r"\d{8}", text):
+        return datetime.strptime(text, "%Y%m%d").replace(tzinfo=tz)
+    normalized = text.replace("/", "-").replace(".", "-").replace("年", "-").replace("月", "-").replace("日", "")
+    match = re.fullmatch(r"(\d{4})-(\d{1,2})-(\d{1,2})(?:[ T](\d{1,2}):(\d{2})(?::(\d{2}))?)?", normalized.strip())
+    if match:
+        y, m, d, hh, mm, ss = match.groups()
+        return datetime(int(y), int(m), int(d), int(hh or 0), int(mm or 0), int(ss or 0), tzinfo=tz)
+    dt = datetime.fromisoformat(text)
+    return dt if dt.tzinfo else dt.replace(tzinfo=tz)
+
+
+def _excel_serial(serial: float, tz: ZoneInfo) -> datetime:
+    if not 20000 <= serial <= 80000:  # 1954..2119: anything else is not a plausible order date
+        raise ValueError(f"Excel serial {serial:g} out of range")
+    return (EXCEL_EPOCH + timedelta(days=serial)).replace(tzinfo=tz)
+
+
+def _read_rows(path: Path) -> tuple[list[str], list[list[object]]]:
+    suffix = path.suffix.lower()
+    if suffix in (".xlsx", ".xlsm"):
+        import openpyxl
+
+        try:
+            wb = openpyxl.load_workbook(path, read_only=True, data_only=True)
+        except Exception as exc:
+            raise IntakeError(f"{path.name}: cannot open as .xlsx ({exc.__class__.__name__}: {exc})") from None
+        ws = wb.worksheets[0]
+        rows = [list(r) for r in ws.iter_rows(values_only=True)]
+        wb.close()
+    elif suffix in (".csv", ".txt"):
+        raw = path.read_bytes()
+        for encoding in ("utf-8-sig", "gb18030"):
+            try:
+                text = raw.decode(encoding)
+                break
+            except UnicodeDecodeError:
+                continue
+        else:  # pragma: no cover - gb18030 decodes any byte string
+            raise IntakeError(f"{path.name}: neither UTF-8 nor GBK")
+        rows = [list(r) for r in csv.reader(io.StringIO(text))]
+    else:
+        raise IntakeError(f"{path.name}: unsupported file type {suffix!r} (use .xlsx or .csv)")
+    rows = [r for r in rows if any(c not in (None, "") for c in r)]
+    if not rows:
+        raise IntakeError(f"{path.name}: the file has no header row")
+    header = ["" if h is None else str(h).strip() for h in rows[0]]
+    return header, rows[1:]
+
+
+def _clean(value: object) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    return str(value).strip()
+
+
+def read_intake(path: Path, shop_id: str, mapping: dict[str, str] | None = None,
+                tz: ZoneInfo = ZoneInfo("Asia/Shanghai")) -> Iterator[dict]:
+    """Yield one record per data row (see module doc)."""
+    header, rows = _read_rows(path)
+    mapping = {**HEADER_ALIASES, **(mapping or {})}
+    columns: dict[int, str] = {}
+    for i, name in enumerate(header):
+        field = mapping.get(name.lower())
+        if field and field not in columns.values():
+            columns[i] = field
+    if "amount" not in columns.values() or not ({"phone", "name", "buyer_id"} & set(columns.values())):
+        raise IntakeError(
+            f"{path.name}: cannot find the columns it needs (amount and one of phone/name/buyer_id); "
+            f"headers are {header}; use --map SOURCE_COLUMN=FIELD"
+        )
+    seen: dict[str, int] = {}
+    for rownum, row in enumerate(rows, start=2):  # spreadsheet row numbers (header is row 1)
+        cells = {columns[i]: row[i] for i in columns if i < len(row)}
+        record: dict = {f: _clean(cells.get(f)) for f in FIELDS if f != "paid_at"}
+        where = f"{path.name} row {rownum}"
+        try:
+            record["paid_at"] = parse_date(cells.get("paid_at"), tz).isoformat()
+        except (ValueError, TypeError) as exc:
+            record["paid_at"] = _clean(cells.get("paid_at"))
+            record["__error__"] = f"{where}: impossible date {record['paid_at']!r} ({exc})"
+        try:
+            record["amount"] = str(Decimal(record["amount"].replace(",", "").replace("¥", "").replace("￥", "").replace("元", "").strip()))
+        except InvalidOperation:
+            record.setdefault("__error__", f"{where}: unparseable amount {record['amount']!r}")
+        try:
+            record["quantity"] = int(Decimal(record["quantity"] or "1"))
+        except (InvalidOperation, ValueError):
+            record.setdefault("__error__", f"{where}: unparseable quantity {record['quantity']!r}")
+        status = record["status"].lower()
+        record["status"] = STATUS_ALIASES.get(status, STATUS_ALIASES.get(record["status"], "paid" if not status else status))
+        if record["status"] not in set(STATUS_ALIASES.values()):
+            record.setdefault("__error__", f"{where}: unknown status {record['status']!r}")
+        if not record["order_id"]:
+            content = "|".join(str(record.get(f, "")) for f in FIELDS if f != "order_id")
+            digest = hashlib.sha1(f"{shop_id}|{content}".encode("utf-8")).hexdigest()[:16]
+            n = seen.get(digest, 0) + 1
+            seen[digest] = n
+            record["order_id"] = f"IN-{digest}-{n}"
+            record["order_id_derived"] = True
+        if "__error__" in record:
+            record["__row__"] = rownum
+        yield record
+
+
+def file_digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()

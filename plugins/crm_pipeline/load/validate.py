@@ -1,0 +1,208 @@
+"""Per-platform inspection of one raw record: its key, its version time, and
+whether it is fit to land.
+
+A record that fails lands in ``raw.quarantine`` with the reason returned here
+(unparseable, no order id, negative or absurd amount, impossible date,
+unknown status, bad phone). Nothing is dropped silently.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from decimal import Decimal, InvalidOperation
+from typing import Callable
+from zoneinfo import ZoneInfo
+
+from crm_pipeline.load.normalize import masked_key, normalize_email, normalize_phone
+
+CN = ZoneInfo("Asia/Shanghai")
+EARLIEST = datetime(2000, 1, 1, tzinfo=timezone.utc)
+MAX_AMOUNT = Decimal("1000000")  # per order, in the order's currency; configurable per shop
+
+TAOBAO_STATUSES = {
+    "TRADE_NO_CREATE_PAY", "WAIT_BUYER_PAY", "WAIT_SELLER_SEND_GOODS", "WAIT_BUYER_CONFIRM_GOODS",
+    "TRADE_BUYER_SIGNED", "TRADE_FINISHED", "TRADE_CLOSED", "TRADE_CLOSED_BY_TAOBAO",
+    "SELLER_CONSIGNED_PART", "PAY_PENDING", "WAIT_PRE_AUTH_CONFIRM", "PAID_FORBID_CONSIGN",
+}
+JD_STATUSES = {
+    "WAIT_SELLER_STOCK_OUT", "WAIT_GOODS_RECEIVE_CONFIRM", "WAIT_SELLER_DELIVERY", "PAUSE", "FINISHED_L",
+    "TRADE_CANCELED", "LOCKED", "POP_ORDER_PAUSE",
+}
+SHOPIFY_FINANCIAL = {
+    "pending", "authorized", "partially_paid", "paid", "partially_refunded", "refunded", "voided", "expired",
+}
+WOO_STATUSES = {
+    "pending", "processing", "on-hold", "completed", "cancelled", "refunded", "failed", "trash", "checkout-draft",
+}
+INTAKE_STATUSES = {"unpaid", "paid", "shipped", "completed", "closed", "refunded"}
+
+
+class Invalid(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class Inspected:
+    order_id: str | None
+    updated_at: datetime | None
+    derived: dict
+    reason: str | None  # None = fit to land
+
+
+def _time_top(value: object, field: str, tz=CN) -> datetime:
+    try:
+        dt = datetime.strptime(str(value), "%Y-%m-%d %H:%M:%S").replace(tzinfo=tz)
+    except ValueError:
+        raise Invalid(f"impossible date in {field}: {value!r}") from None
+    return dt
+
+
+def _time_iso(value: object, field: str, default_tz=CN) -> datetime:
+    try:
+        dt = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        raise Invalid(f"impossible date in {field}: {value!r}") from None
+    return dt if dt.tzinfo else dt.replace(tzinfo=default_tz)
+
+
+def _plausible(dt: datetime, field: str, now: datetime) -> datetime:
+    if dt < EARLIEST or dt > now + timedelta(days=2):
+        raise Invalid(f"impossible date in {field}: {dt.isoformat()}")
+    return dt
+
+
+def _amount(value: object, field: str, limit: Decimal) -> Decimal:
+    try:
+        amount = Decimal(str(value).replace(",", "").replace("¥", "").replace("￥", "").strip())
+    except (InvalidOperation, ValueError):
+        raise Invalid(f"unparseable amount in {field}: {value!r}") from None
+    if not amount.is_finite():
+        raise Invalid(f"unparseable amount in {field}: {value!r}")
+    if amount < 0:
+        raise Invalid(f"negative amount in {field}: {amount}")
+    if amount > limit:
+        raise Invalid(f"absurd amount in {field}: {amount} > {limit}")
+    return amount
+
+
+def _phones(*values: object) -> dict:
+    """Normalize candidate phones; any present-but-invalid phone is a bad record."""
+    phones: list[str] = []
+    masked: list[str] = []
+    for value in values:
+        result = normalize_phone(value)
+        if result.status == "ok" and result.e164 not in phones:
+            phones.append(result.e164)
+        elif result.status == "masked":
+            masked.append(masked_key(value))
+        elif result.status == "invalid":
+            raise Invalid(f"bad phone: {str(value)[:3]}*** does not parse as a phone number")
+    out: dict = {}
+    if phones:
+        out["phones"] = phones
+    if masked:
+        out["masked_phones"] = sorted(set(masked))
+    return out
+
+
+def _require_id(value: object) -> str:
+    text = "" if value is None else str(value).strip()
+    if not text:
+        raise Invalid("no order id")
+    return text
+
+
+def inspect_taobao(r: dict, now: datetime, limit: Decimal) -> Inspected:
+    oid = _require_id(r.get("tid_str") or r.get("tid"))
+    if r.get("status") not in TAOBAO_STATUSES:
+        raise Invalid(f"unknown status {r.get('status')!r}")
+    updated = _plausible(_time_top(r.get("modified"), "modified"), "modified", now)
+    _plausible(_time_top(r.get("created"), "created"), "created", now)
+    _amount(r.get("payment", "0"), "payment", limit)
+    receiver = (r.get("__enrichment__") or {}).get("receiver") or {}
+    derived = _phones(r.get("receiver_mobile"), receiver.get("mobile"), r.get("receiver_phone"))
+    return Inspected(oid, updated, derived, None)
+
+
+def inspect_jd(r: dict, now: datetime, limit: Decimal) -> Inspected:
+    oid = _require_id(r.get("orderId"))
+    if r.get("orderState") not in JD_STATUSES:
+        raise Invalid(f"unknown status {r.get('orderState')!r}")
+    updated = _plausible(_time_top(r.get("modified"), "modified"), "modified", now)
+    _plausible(_time_top(r.get("orderStartTime"), "orderStartTime"), "orderStartTime", now)
+    _amount(r.get("orderPayment", "0"), "orderPayment", limit)
+    consignee = r.get("consigneeInfo") or {}
+    derived = _phones(consignee.get("mobile"), consignee.get("telephone"))
+    return Inspected(oid, updated, derived, None)
+
+
+def inspect_shopify(r: dict, now: datetime, limit: Decimal) -> Inspected:
+    oid = _require_id(r.get("id"))
+    if r.get("financial_status") not in SHOPIFY_FINANCIAL:
+        raise Invalid(f"unknown status {r.get('financial_status')!r}")
+    updated = _plausible(_time_iso(r.get("updated_at"), "updated_at"), "updated_at", now)
+    _plausible(_time_iso(r.get("created_at"), "created_at"), "created_at", now)
+    _amount(r.get("total_price", "0"), "total_price", limit)
+    customer = r.get("customer") or {}
+    shipping = r.get("shipping_address") or {}
+    derived = _phones(customer.get("phone"), r.get("phone"), shipping.get("phone"))
+    emails = [e for e in (normalize_email(customer.get("email")), normalize_email(r.get("email"))) if e]
+    if emails:
+        derived["emails"] = sorted(set(emails))
+    return Inspected(oid, updated, derived, None)
+
+
+def inspect_woocommerce(r: dict, now: datetime, limit: Decimal) -> Inspected:
+    oid = _require_id(r.get("id"))
+    if r.get("status") not in WOO_STATUSES:
+        raise Invalid(f"unknown status {r.get('status')!r}")
+    updated = _plausible(_time_iso(r.get("date_modified_gmt"), "date_modified_gmt", timezone.utc),
+                         "date_modified_gmt", now)
+    _plausible(_time_iso(r.get("date_created_gmt"), "date_created_gmt", timezone.utc), "date_created_gmt", now)
+    _amount(r.get("total", "0"), "total", limit)
+    billing = r.get("billing") or {}
+    derived = _phones(billing.get("phone"))
+    email = normalize_email(billing.get("email"))
+    if email:
+        derived["emails"] = [email]
+    return Inspected(oid, updated, derived, None)
+
+
+def inspect_intake(r: dict, now: datetime, limit: Decimal) -> Inspected:
+    if r.get("__error__"):
+        raise Invalid(str(r["__error__"]))
+    oid = _require_id(r.get("order_id"))
+    if r.get("status") not in INTAKE_STATUSES:
+        raise Invalid(f"unknown status {r.get('status')!r}")
+    updated = _plausible(_time_iso(r.get("paid_at"), "paid_at"), "paid_at", now)
+    _amount(r.get("amount", "0"), "amount", limit)
+    derived = _phones(r.get("phone"))
+    email = normalize_email(r.get("email"))
+    if email:
+        derived["emails"] = [email]
+    return Inspected(oid, updated, derived, None)
+
+
+INSPECTORS: dict[str, Callable[[dict, datetime, Decimal], Inspected]] = {
+    "taobao": inspect_taobao,
+    "jd": inspect_jd,
+    "shopify": inspect_shopify,
+    "woocommerce": inspect_woocommerce,
+    "intake": inspect_intake,
+}
+
+_ID_FIELDS = ("tid_str", "tid", "orderId", "id", "order_id")
+
+
+def inspect(platform: str, record: object, now: datetime, limit: Decimal = MAX_AMOUNT) -> Inspected:
+    """Never raises for bad data: returns an Inspected with a reason instead."""
+    if not isinstance(record, dict):
+        return Inspected(None, None, {}, f"unparseable: record is {type(record).__name__}, not an object")
+    try:
+        return INSPECTORS[platform](record, now, limit)
+    except Invalid as exc:
+        ref = next((str(record[k]) for k in _ID_FIELDS if record.get(k) not in (None, "")), None)
+        return Inspected(ref, None, {}, str(exc))
+    except (TypeError, AttributeError, KeyError) as exc:
+        return Inspected(None, None, {}, f"unparseable: {exc.__class__.__name__}: {exc}")

@@ -1,0 +1,160 @@
+"""Airflow tasks: thin wrappers around crm_pipeline.pipeline (the only package importing airflow).
+
+Every task takes the business day (``as_of``, an ISO date string from
+``resolve_as_of``) so reruns and backfills of a day give the same result.
+"""
+
+from __future__ import annotations
+
+from airflow.sdk import Asset, get_current_context, task
+
+from crm_pipeline.platforms import PLATFORMS
+
+
+def raw_asset(platform: str) -> Asset:
+    table = PLATFORMS[platform].raw_table
+    return Asset(name=f"raw.{table}", uri=f"postgres://warehouse/crm/raw/{table}", group="crm_raw")
+
+
+MARTS_ASSET = Asset(name="marts", uri="postgres://warehouse/crm/marts/dim_customers", group="crm_marts")
+OUTREACH_ASSET = Asset(name="outreach.message_ledger", uri="postgres://warehouse/crm/outreach/message_ledger",
+                       group="crm_outreach")
+
+
+def _date(value: str):
+    from datetime import date
+
+    return date.fromisoformat(value)
+
+
+@task
+def resolve_as_of() -> str:
+    """The business day this run closes (param ``as_of_date`` or the local date of the logical date)."""
+    from crm_pipeline.pii import install_log_masking
+    from crm_pipeline.pipeline import as_of_from_logical
+
+    install_log_masking()
+    ctx = get_current_context()
+    params = ctx.get("params") or {}
+    return as_of_from_logical(ctx.get("logical_date"), params.get("as_of_date")).isoformat()
+
+
+@task
+def prepare_warehouse() -> dict:
+    from crm_pipeline.pipeline import prepare
+
+    return prepare()
+
+
+@task
+def shops_of(platform: str) -> list[str]:
+    """Shop ids of a platform ("*": every API shop), narrowed by the ``shops`` param."""
+    from crm_pipeline.config import load_shops
+
+    params = (get_current_context().get("params") or {})
+    wanted = set(params.get("shops") or [])
+    return [s.shop_id for s in load_shops(resolve=False)
+            if (s.platform == platform or (platform == "*" and PLATFORMS[s.platform].kind == "api"))
+            and (not wanted or s.shop_id in wanted)]
+
+
+def extract_task(platform: str):
+    """A mapped extraction task per platform, with that platform's raw table as outlet."""
+
+    @task(task_id=f"extract_{platform}", outlets=[raw_asset(platform)], map_index_template="{{ shop_id }}",
+          max_active_tis_per_dagrun=4)
+    def _extract(shop_id: str, as_of: str) -> dict:
+        from crm_pipeline.pii import install_log_masking
+        from crm_pipeline.pipeline import extract_shop, intake_shop
+
+        from airflow.sdk.exceptions import AirflowFailException
+
+        from crm_pipeline.extract.base import ConfigError
+
+        install_log_masking()
+        params = (get_current_context().get("params") or {})
+        try:
+            if platform == "intake":
+                return intake_shop(shop_id, _date(as_of))
+            if params.get("backfill_from"):
+                return extract_shop(shop_id, _date(as_of), "backfill", _date(params["backfill_from"]),
+                                    _date(params.get("backfill_to") or as_of))
+            return extract_shop(shop_id, _date(as_of))
+        except ConfigError as exc:  # a missing credential does not fix itself on retry
+            raise AirflowFailException(str(exc)) from exc
+
+    return _extract
+
+
+@task
+def quality_check(checkpoint: str, as_of: str) -> dict:
+    """A critical GX failure fails the task without retries: retrying cannot fix data."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from crm_pipeline.pipeline import quality
+    from crm_pipeline.quality.runner import QualityError
+
+    try:
+        return quality(checkpoint, _date(as_of))
+    except QualityError as exc:
+        raise AirflowFailException(str(exc)) from exc
+
+
+@task
+def dbt_unit_tests(as_of: str) -> None:
+    """dbt unit tests (Cosmos does not render them): scoring, segments, lifecycle, identity."""
+    from crm_pipeline.transform.dbt import run_dbt
+
+    run_dbt(["test", "--select", "test_type:unit"], _date(as_of))
+
+
+@task(outlets=[OUTREACH_ASSET])
+def plan_outreach(as_of: str) -> dict:
+    from crm_pipeline.pipeline import plan_outreach as plan
+
+    return plan(_date(as_of))
+
+
+@task
+def push_messages(as_of: str) -> dict:
+    from crm_pipeline.pipeline import push_messages as push
+
+    return push(_date(as_of))
+
+
+@task
+def call_list(as_of: str) -> dict:
+    from crm_pipeline.pipeline import call_list as build
+
+    return build(_date(as_of))
+
+
+@task
+def daily_report(as_of: str) -> str:
+    from crm_pipeline.reporting.report import write_report
+
+    return str(write_report(_date(as_of)))
+
+
+@task
+def intraday_window() -> str:
+    from crm_pipeline.clock import now
+    from crm_pipeline.settings import get_settings
+    from zoneinfo import ZoneInfo
+
+    return now().astimezone(ZoneInfo(get_settings().timezone)).date().isoformat()
+
+
+@task(map_index_template="{{ shop_id }}")
+def intraday_extract(shop_id: str, as_of: str) -> dict:
+    from crm_pipeline.pipeline import extract_shop
+
+    return extract_shop(shop_id, _date(as_of), mode="intraday")
+
+
+@task
+def intraday_transactional(as_of: str) -> dict:
+    """Payment reminders and shipment notices only, through the same policy and ledger."""
+    from crm_pipeline.pipeline import intraday_transactional as run
+
+    return run(_date(as_of))

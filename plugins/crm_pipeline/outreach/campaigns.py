@@ -1,0 +1,278 @@
+"""Campaigns as files (R15, R21-R23): config/campaigns/<name>.yml.
+
+A campaign has a goal, a theme, dates, an audience selector over the marts,
+channels with budgets and templates, and a hold-out fraction. ``plan``
+returns proposals for the contact policy; ``report`` measures conversion and
+repurchase of treated vs hold-out customers with the lift and a 95% CI.
+
+Hold-out assignment is a hash of (campaign, customer): deterministic, and it
+is recorded in outreach.campaign_assignments the first time a customer is
+eligible, so it never flips.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from crm_pipeline.outreach.ledger import Proposal
+from crm_pipeline.outreach.policy import Candidate
+
+AUDIENCE_FILTERS = {
+    # selector key -> (SQL condition with %(name)s, description)
+    "segments": "r.segment = any(%(segments)s)",
+    "stages": "l.stage = any(%(stages)s)",
+    "tiers": "t.tier = any(%(tiers)s)",
+    "platforms": "c.platforms_used && %(platforms)s::text[]",
+    "categories": "c.categories_bought && %(categories)s::text[]",
+    "provinces": "c.province = any(%(provinces)s)",
+    "tags": "exists (select 1 from unnest(string_to_array(coalesce(c.tags, ''), ',')) tg where trim(tg) = any(%(tags)s))",
+    "min_paid_orders": "c.paid_orders >= %(min_paid_orders)s",
+    "min_net_revenue": "c.net_revenue_cny >= %(min_net_revenue)s",
+    "max_days_since_last_paid": "c.days_since_last_paid <= %(max_days_since_last_paid)s",
+    "min_days_since_last_paid": "c.days_since_last_paid >= %(min_days_since_last_paid)s",
+}
+
+
+class CampaignError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class Campaign:
+    name: str
+    goal: str
+    theme: str
+    start_date: date
+    end_date: date
+    send_dates: tuple[date, ...]
+    send_time: time
+    audience: dict
+    channels: dict  # channel -> {"budget": int, "template": str}
+    holdout: float
+    measure_days: int = 30
+    selling_point: str = ""
+    followup: dict = field(default_factory=dict)
+
+
+def load_campaign(path: Path) -> Campaign:
+    import yaml
+
+    d = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    where = f"campaign file {path.name}"
+    for key in ("name", "goal", "start_date", "end_date", "audience", "channels"):
+        if not d.get(key):
+            raise CampaignError(f"{where}: '{key}' is required (R15/R21: a goal, dates, a target group, channels)")
+    unknown = set(d["audience"]) - set(AUDIENCE_FILTERS)
+    if unknown:
+        raise CampaignError(f"{where}: unknown audience filter(s) {sorted(unknown)}; known: {sorted(AUDIENCE_FILTERS)}")
+    holdout = float(d.get("holdout", 0.1))
+    if not 0 <= holdout < 1:
+        raise CampaignError(f"{where}: holdout must be in [0, 1)")
+    channels = {}
+    for ch, cfg in d["channels"].items():
+        if ch not in ("sms", "email", "webhook"):
+            raise CampaignError(f"{where}: unknown channel {ch!r}")
+        if int(cfg.get("budget", -1)) < 0 or not cfg.get("template"):
+            raise CampaignError(f"{where}: channel {ch} needs a budget >= 0 and a template")
+        channels[ch] = {"budget": int(cfg["budget"]), "template": str(cfg["template"])}
+    start, end = d["start_date"], d["end_date"]
+    sends = tuple(d.get("send_dates") or [start])
+    for s in sends:
+        if not start <= s <= end:
+            raise CampaignError(f"{where}: send date {s} is outside {start}..{end}")
+    hh, mm = str(d.get("send_time", "10:00")).split(":")
+    return Campaign(name=str(d["name"]), goal=str(d["goal"]), theme=str(d.get("theme", "")), start_date=start,
+                    end_date=end, send_dates=sends, send_time=time(int(hh), int(mm)), audience=dict(d["audience"]),
+                    channels=channels, holdout=holdout, measure_days=int(d.get("measure_days", 30)),
+                    selling_point=str(d.get("selling_point", "")), followup=dict(d.get("followup") or {}))
+
+
+def load_campaigns(folder: Path) -> list[Campaign]:
+    return [load_campaign(p) for p in sorted(folder.glob("*.yml"))]
+
+
+def find_campaign(folder: Path, name: str) -> Campaign:
+    path = folder / f"{name}.yml"
+    if not path.exists():
+        known = ", ".join(p.stem for p in sorted(folder.glob("*.yml")))
+        raise CampaignError(f"no campaign {name!r} in {folder} (known: {known or 'none'})")
+    return load_campaign(path)
+
+
+def is_holdout(campaign: str, customer_id: str, fraction: float) -> bool:
+    h = int.from_bytes(hashlib.sha256(f"{campaign}|{customer_id}".encode()).digest()[:8], "big")
+    return h / 2**64 < fraction
+
+
+def audience(conn, campaign: Campaign) -> list[dict]:
+    """Customers matching every filter, most valuable first (budget order)."""
+    conditions, params = [], {}
+    for key, value in campaign.audience.items():
+        conditions.append(AUDIENCE_FILTERS[key])
+        params[key] = list(value) if isinstance(value, (list, tuple)) else value
+    sql = f"""
+        select c.customer_id, c.name, c.phone_e164, c.email, c.net_revenue_cny, r.segment, l.stage,
+               coalesce(t.tier, 'member') as tier
+        from marts.dim_customers c
+        left join marts.customer_rfm r on r.customer_id = c.customer_id
+        left join marts.customer_lifecycle l on l.customer_id = c.customer_id
+        left join marts.customer_tiers t on t.customer_id = c.customer_id
+        where {' and '.join(conditions) if conditions else 'false'}
+        order by c.net_revenue_cny desc, c.customer_id
+    """
+    cols = ["customer_id", "name", "phone", "email", "net_revenue_cny", "segment", "stage", "tier"]
+    return [dict(zip(cols, row)) for row in conn.execute(sql, params).fetchall()]
+
+
+TIER_NAMES = {"member": "普通", "silver": "银卡", "gold": "金卡", "platinum": "铂金"}
+
+
+def plan_campaign(conn, campaign: Campaign, send_date: date, tz: str) -> tuple[list[Proposal], dict]:
+    """Assign hold-outs, apply budgets and channel order; return proposals + counts."""
+    members = audience(conn, campaign)
+    facts = {"audience": len(members), "holdout": 0, "treated": 0, "over_budget": 0, "no_contact": 0}
+    # record assignment the first time; an existing assignment wins
+    with conn.cursor() as cur:
+        cur.executemany(
+            "insert into outreach.campaign_assignments (campaign, customer_id, assigned_group, as_of_date)"
+            " values (%s, %s, %s, %s) on conflict (campaign, customer_id) do nothing",
+            [(campaign.name, m["customer_id"], "holdout" if is_holdout(campaign.name, m["customer_id"], campaign.holdout)
+              else "treatment", send_date) for m in members],
+        )
+    groups = dict(conn.execute(
+        "select customer_id, assigned_group from outreach.campaign_assignments where campaign = %s",
+        (campaign.name,)).fetchall())
+    conn.execute("insert into outreach.campaign_budgets (campaign, channel, budget) select %s, ch, b"
+                 " from unnest(%s::text[], %s::int[]) as x(ch, b)"
+                 " on conflict (campaign, channel) do update set budget = excluded.budget",
+                 (campaign.name, list(campaign.channels), [c["budget"] for c in campaign.channels.values()]))
+    used = {ch: conn.execute("select count(*) from outreach.message_ledger where campaign = %s and channel = %s"
+                             " and status <> 'cancelled'", (campaign.name, ch)).fetchone()[0]
+            for ch in campaign.channels}
+    already = {r[0] for r in conn.execute("select distinct customer_id from outreach.message_ledger where campaign = %s",
+                                          (campaign.name,))}
+    earliest = datetime.combine(send_date, campaign.send_time, ZoneInfo(tz))
+    proposals: list[Proposal] = []
+    for m in members:
+        if groups.get(m["customer_id"]) == "holdout":
+            facts["holdout"] += 1
+            continue
+        if m["customer_id"] in already:
+            facts["treated"] += 1
+            continue
+        chosen = None
+        for ch, cfg in campaign.channels.items():
+            contact = m["phone"] if ch == "sms" else m["email"] if ch == "email" else m["customer_id"]
+            if contact and used[ch] < cfg["budget"]:
+                chosen = (ch, cfg, contact)
+                break
+        if chosen is None:
+            has_contact = any((m["phone"] if ch == "sms" else m["email"] if ch == "email" else True)
+                              for ch in campaign.channels)
+            facts["over_budget" if has_contact else "no_contact"] += 1
+            continue
+        ch, cfg, contact = chosen
+        used[ch] += 1
+        facts["treated"] += 1
+        key = f"campaign:{campaign.name}:{m['customer_id']}:{ch}:{send_date.isoformat()}"
+        cand = Candidate(key=key, message_type="campaign", channel=ch, customer_id=m["customer_id"],
+                         recipient=contact, earliest=earliest, campaign=campaign.name)
+        params = {"name": m["name"] or "亲", "tier_name": TIER_NAMES.get(m["tier"], m["tier"]),
+                  "theme": campaign.theme}
+        proposals.append(Proposal(cand, cfg["template"], params))
+    return proposals, facts
+
+
+def followup_proposals(conn, campaign: Campaign, day: date, tz: str) -> list[Proposal]:
+    """R23: after the campaign, apologise to unhappy customers, invite happy ones to follow the shop."""
+    if not campaign.followup or day <= campaign.end_date:
+        return []
+    rows = conn.execute(
+        """
+        with treated as (
+            select customer_id from outreach.campaign_assignments where campaign = %(c)s and assigned_group = 'treatment'
+        ),
+        mood as (
+            select t.customer_id,
+                   bool_or(o.status = 'refunded' or co.resolved = false) as unhappy,
+                   bool_or(co.resolved = true or (o.status = 'completed' and o.refunded_at is null)) as happy
+            from treated t
+            left join marts.fct_orders o on o.customer_id = t.customer_id
+                 and o.order_date between %(start)s and %(end)s
+            left join outreach.call_outcomes co on co.customer_id = t.customer_id
+                 and co.list_date between %(start)s and %(end)s
+            group by t.customer_id
+        )
+        select m.customer_id, c.name, c.phone_e164, m.unhappy, m.happy
+        from mood m join marts.dim_customers c on c.customer_id = m.customer_id
+        where m.unhappy or m.happy
+        """,
+        {"c": campaign.name, "start": campaign.start_date, "end": campaign.end_date},
+    ).fetchall()
+    earliest = datetime.combine(campaign.end_date + timedelta(days=1), campaign.send_time, ZoneInfo(tz))
+    proposals = []
+    for customer_id, name, phone, unhappy, happy in rows:
+        kind = "apology" if unhappy else "follow_us"
+        template = campaign.followup.get(f"{kind}_template")
+        if not template:
+            continue
+        key = f"campaign_followup:{campaign.name}:{kind}:{customer_id}:sms"
+        cand = Candidate(key=key, message_type="campaign_followup", channel="sms", customer_id=customer_id,
+                         recipient=phone, earliest=earliest, campaign=campaign.name)
+        proposals.append(Proposal(cand, template, {"name": name or "亲", "coupon": campaign.followup.get("coupon", "")}))
+    return proposals
+
+
+# -- results (R22) -----------------------------------------------------------------------
+def two_proportion_ci(x1: int, n1: int, x2: int, n2: int, z: float = 1.96) -> tuple[float, float, float]:
+    """Difference p1 - p2 with a Wald 95% interval (0-width when a group is empty)."""
+    if n1 == 0 or n2 == 0:
+        return 0.0, 0.0, 0.0
+    p1, p2 = x1 / n1, x2 / n2
+    se = math.sqrt(p1 * (1 - p1) / n1 + p2 * (1 - p2) / n2)
+    diff = p1 - p2
+    return diff, diff - z * se, diff + z * se
+
+
+def report(conn, campaign: Campaign) -> dict:
+    send = min(campaign.send_dates)
+    end = send + timedelta(days=campaign.measure_days)
+    rows = conn.execute(
+        """
+        select a.assigned_group,
+               count(*) as customers,
+               count(*) filter (where exists (
+                   select 1 from marts.fct_orders o where o.customer_id = a.customer_id and o.is_paid
+                   and o.paid_date >= %(send)s and o.paid_date < %(end)s)) as converted,
+               count(*) filter (where (
+                   select count(*) from marts.fct_orders o where o.customer_id = a.customer_id and o.is_paid
+                   and o.paid_date >= %(send)s and o.paid_date < %(end)s) >= 2) as repurchased,
+               coalesce(sum((select sum(o.amount_cny) from marts.fct_orders o where o.customer_id = a.customer_id
+                   and o.is_paid and o.paid_date >= %(send)s and o.paid_date < %(end)s)), 0) as revenue
+        from outreach.campaign_assignments a
+        where a.campaign = %(c)s
+        group by a.assigned_group
+        """,
+        {"c": campaign.name, "send": send, "end": end},
+    ).fetchall()
+    groups = {r[0]: {"customers": r[1], "converted": r[2], "repurchased": r[3], "revenue_cny": float(r[4])} for r in rows}
+    t = groups.get("treatment", {"customers": 0, "converted": 0, "repurchased": 0, "revenue_cny": 0.0})
+    h = groups.get("holdout", {"customers": 0, "converted": 0, "repurchased": 0, "revenue_cny": 0.0})
+    lift, lo, hi = two_proportion_ci(t["converted"], t["customers"], h["converted"], h["customers"])
+    rlift, rlo, rhi = two_proportion_ci(t["repurchased"], t["customers"], h["repurchased"], h["customers"])
+    sent = conn.execute("select channel, status, count(*) from outreach.message_ledger where campaign = %s"
+                        " group by 1, 2 order by 1, 2", (campaign.name,)).fetchall()
+    return {
+        "campaign": campaign.name, "goal": campaign.goal, "window": [send.isoformat(), end.isoformat()],
+        "treatment": t, "holdout": h,
+        "conversion_rate": {"treatment": t["converted"] / t["customers"] if t["customers"] else None,
+                            "holdout": h["converted"] / h["customers"] if h["customers"] else None},
+        "conversion_lift": {"estimate": lift, "ci95": [lo, hi]},
+        "repurchase_lift": {"estimate": rlift, "ci95": [rlo, rhi]},
+        "messages": [{"channel": c, "status": s, "count": n} for c, s, n in sent],
+    }

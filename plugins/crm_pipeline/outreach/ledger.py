@@ -1,0 +1,136 @@
+"""The outbox: plan messages into ``outreach.message_ledger`` before any HTTP call.
+
+``plan`` takes proposals (from triggers and campaigns), drops those whose
+idempotency key is already in the ledger (planned by an earlier run or try:
+keys never contain a run id), applies the contact policy with opt-outs and
+history read from the warehouse, renders templates (a missing placeholder is
+a suppression, not a send) and writes ledger rows and suppression rows in one
+transaction.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from pathlib import Path
+
+from crm_pipeline.outreach.policy import Candidate, Contact, OptOut, Policy, decide
+from crm_pipeline.outreach.templates import MissingPlaceholder, TemplateError, render, template_name
+from crm_pipeline.pii import get_logger
+
+log = get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class Proposal:
+    candidate: Candidate
+    template: str  # template base name, e.g. "shipment_notice" or "campaign_vip_thanks"
+    params: dict
+    order_key: str | None = None
+
+
+@dataclass
+class PlanStats:
+    proposed: int = 0
+    already_planned: int = 0
+    planned: int = 0
+    suppressed: dict = field(default_factory=dict)
+
+    def add_suppression(self, rule: str) -> None:
+        self.suppressed[rule] = self.suppressed.get(rule, 0) + 1
+
+    def as_dict(self) -> dict:
+        return {"proposed": self.proposed, "already_planned": self.already_planned, "planned": self.planned,
+                "suppressed": dict(sorted(self.suppressed.items()))}
+
+
+def load_optouts(conn) -> list[OptOut]:
+    return [OptOut(r[0], r[1], r[2]) for r in conn.execute("select channel, customer_id, contact from outreach.optouts")]
+
+
+def load_history(conn, around: datetime, days: float) -> list[Contact]:
+    rows = conn.execute(
+        "select customer_id, channel, message_class, send_after from outreach.message_ledger"
+        " where message_class = 'marketing' and status in ('pending', 'sending', 'accepted', 'unknown')"
+        " and send_after between %s and %s",
+        (around - timedelta(days=days + 2), around + timedelta(days=days + 2)),
+    ).fetchall()
+    return [Contact(r[0], r[1], r[2], r[3]) for r in rows]
+
+
+def record_policy_facts(conn, as_of: date, policy: Policy) -> None:
+    facts = {"overall_cap_max": policy.overall_cap.max_messages, "overall_cap_days": policy.overall_cap.days,
+             "transactional_respects_optout": policy.transactional_respects_optout,
+             "quiet_hours": [policy.quiet_start.isoformat(), policy.quiet_end.isoformat()]}
+    conn.execute(
+        "insert into ops.run_log (as_of_date, step, facts) values (%s, 'policy', %s)"
+        " on conflict (as_of_date, step) do update set facts = excluded.facts, recorded_at = now()",
+        (as_of, json.dumps(facts)),
+    )
+
+
+def plan(conn, proposals: list[Proposal], policy: Policy, now: datetime, as_of: date, templates_dir: Path,
+         shop_name: str = "") -> PlanStats:
+    """Plan proposals into the ledger (caller commits). Idempotent per key."""
+    stats = PlanStats(proposed=len(proposals))
+    if not proposals:
+        return stats
+    record_policy_facts(conn, as_of, policy)
+    keys = [p.candidate.key for p in proposals]
+    existing = {r[0] for r in conn.execute(
+        "select idempotency_key from outreach.message_ledger where idempotency_key = any(%s)", (keys,))}
+    fresh = [p for p in proposals if p.candidate.key not in existing]
+    stats.already_planned = len(proposals) - len(fresh)
+    if not fresh:
+        return stats
+    days = max([policy.overall_cap.days] + [c.days for c in policy.channel_caps.values()])
+    decisions = decide([p.candidate for p in fresh], policy, now, load_optouts(conn), load_history(conn, now, days))
+    by_key = {p.candidate.key: p for p in fresh}
+    ledger_rows, suppression_rows = [], []
+    for d in decisions:
+        p = by_key[d.candidate.key]
+        c = d.candidate
+        rule = policy.rule(c.message_type)
+        if not d.sent:
+            suppression_rows.append((c.key, as_of, c.message_type, c.channel, c.customer_id, c.campaign, d.rule, d.detail))
+            stats.add_suppression(d.rule)
+            continue
+        params = {"shop_name": shop_name, **p.params}
+        try:
+            rendered = render(templates_dir, template_name(p.template, c.channel), params)
+        except MissingPlaceholder as exc:
+            suppression_rows.append((c.key, as_of, c.message_type, c.channel, c.customer_id, c.campaign,
+                                     "missing_placeholder", str(exc)))
+            stats.add_suppression("missing_placeholder")
+            continue
+        except TemplateError as exc:
+            suppression_rows.append((c.key, as_of, c.message_type, c.channel, c.customer_id, c.campaign,
+                                     "no_template", str(exc)))
+            stats.add_suppression("no_template")
+            continue
+        expires = c.earliest + timedelta(hours=rule.valid_hours)
+        body = rendered.body if rendered.subject is None else f"{rendered.subject}\n{rendered.body}"
+        ledger_rows.append((c.key, c.message_type, rule.message_class, c.channel, c.customer_id, c.recipient,
+                            p.template, json.dumps(params, ensure_ascii=False, default=str), body, c.campaign,
+                            p.order_key, as_of, d.send_after, expires))
+    with conn.cursor() as cur:
+        if ledger_rows:
+            cur.executemany(
+                "insert into outreach.message_ledger (idempotency_key, message_type, message_class, channel,"
+                " customer_id, recipient, template, params, body, campaign, order_key, as_of_date, send_after,"
+                " expires_at) values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+                " on conflict (idempotency_key) do nothing",
+                ledger_rows,
+            )
+        if suppression_rows:
+            cur.executemany(
+                "insert into outreach.suppressions (idempotency_key, as_of_date, message_type, channel,"
+                " customer_id, campaign, rule, detail) values (%s, %s, %s, %s, %s, %s, %s, %s)"
+                " on conflict (idempotency_key, rule) do nothing",
+                suppression_rows,
+            )
+    stats.planned = len(ledger_rows)
+    log.info("planned %d message(s), suppressed %s, %d already in the ledger", stats.planned,
+             stats.suppressed, stats.already_planned)
+    return stats

@@ -1,0 +1,261 @@
+"""The nightly pipeline's steps as plain functions.
+
+Airflow tasks (orchestration/) and the ``crm`` command call these; none of them
+imports Airflow. Each step is idempotent for a given business day (as-of date).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from datetime import date, datetime
+from pathlib import Path
+
+from crm_pipeline.pii import get_logger
+from crm_pipeline.settings import get_settings
+
+log = get_logger(__name__)
+
+
+def record(as_of: date, step: str, facts: dict, url: str | None = None) -> None:
+    from crm_pipeline.warehouse import connect
+
+    with connect(url) as conn:
+        conn.execute(
+            "insert into ops.run_log (as_of_date, step, facts) values (%s, %s, %s)"
+            " on conflict (as_of_date, step) do update set facts = excluded.facts, recorded_at = now()",
+            (as_of, step, json.dumps(facts, default=str, ensure_ascii=False)),
+        )
+
+
+def as_of_from_logical(logical_date: datetime | None, override: str | None = None) -> date:
+    """The business day a run closes: an explicit override, else the local date of the logical date."""
+    from zoneinfo import ZoneInfo
+
+    if override:
+        return date.fromisoformat(str(override)[:10])
+    if logical_date is None:
+        raise ValueError("no logical date and no as_of_date given")
+    return logical_date.astimezone(ZoneInfo(get_settings().timezone)).date()
+
+
+def prepare(url: str | None = None) -> dict:
+    """Make sure the warehouse schemas exist (idempotent)."""
+    from crm_pipeline.warehouse.migrate import migrate
+
+    applied = migrate(url)
+    return {"migrations_applied": applied}
+
+
+def api_shop_ids() -> list[str]:
+    from crm_pipeline.config import load_shops
+    from crm_pipeline.platforms import PLATFORMS
+
+    return [s.shop_id for s in load_shops(resolve=False) if PLATFORMS[s.platform].kind == "api"]
+
+
+def intake_shop_ids() -> list[str]:
+    from crm_pipeline.config import load_shops
+
+    return [s.shop_id for s in load_shops(resolve=False) if s.platform == "intake"]
+
+
+def extract_shop(shop_id: str, as_of: date, mode: str = "nightly", start: date | None = None,
+                 end: date | None = None, url: str | None = None) -> dict:
+    from crm_pipeline.clock import now
+    from crm_pipeline.config import get_shop
+    from crm_pipeline.extract.run import run_extract
+
+    shop = get_shop(shop_id)
+    result = run_extract(shop, mode=mode, as_of=as_of, start_date=start, end_date=end, url=url,
+                         now=now() if mode == "intraday" else None)
+    facts = {"shop_id": shop_id, "platform": shop.platform, "mode": mode, "batch_id": result.batch_id,
+             "pages": result.pages, "requests": result.requests, "passes_retried": result.passes_retried,
+             **result.counts.as_dict()}
+    record(as_of, f"extract:{shop_id}:{mode}", facts, url)
+    return facts
+
+
+def intake_shop(shop_id: str, as_of: date, url: str | None = None) -> dict:
+    """Import new spreadsheets from the inbox folder of an intake shop."""
+    from crm_pipeline.config import get_shop
+    from crm_pipeline.extract.run import pending_intake_files, run_intake
+
+    shop = get_shop(shop_id)
+    files = pending_intake_files(shop, get_settings().intake_dir, url)
+    totals = {"shop_id": shop_id, "files": [], "received": 0, "landed": 0, "quarantined": 0}
+    for path in files:
+        result = run_intake(path, shop, url=url)
+        totals["files"].append(path.name)
+        for k in ("received", "landed", "quarantined"):
+            totals[k] += getattr(result.counts, k)
+    record(as_of, f"intake:{shop_id}", totals, url)
+    return totals
+
+
+def transform(as_of: date, url: str | None = None, select: str | None = None, full_refresh: bool = False) -> None:
+    """dbt seed + build (outside Airflow; the DAG renders the same project with Cosmos)."""
+    from crm_pipeline.transform.dbt import run_dbt
+
+    run_dbt(["seed"] + (["--full-refresh"] if full_refresh else []), as_of, url)
+    args = ["build"] + (["--select", select] if select else []) + (["--full-refresh"] if full_refresh else [])
+    run_dbt(args, as_of, url)
+
+
+def quality(checkpoint: str, as_of: date, url: str | None = None) -> dict:
+    from crm_pipeline.quality.runner import run_checkpoint
+
+    return run_checkpoint(checkpoint, url=url, as_of=as_of).as_facts()
+
+
+def _outreach_config():
+    from crm_pipeline.outreach.gateways import load_gateway_config
+    from crm_pipeline.outreach.policy import load_policy
+
+    settings = get_settings()
+    return load_policy(settings.config_dir / "policy.yml"), load_gateway_config(settings.config_dir / "gateways.yml")
+
+
+def plan_outreach(as_of: date, url: str | None = None, only: tuple[str, ...] | None = None) -> dict:
+    """Plan every trigger and campaign for the business day into the ledger."""
+    from datetime import timedelta
+
+    from crm_pipeline.clock import now
+    from crm_pipeline.outreach import campaigns as camp
+    from crm_pipeline.outreach import triggers
+    from crm_pipeline.outreach.ledger import plan
+    from crm_pipeline.warehouse import connect
+
+    settings = get_settings()
+    policy, gw_config = _outreach_config()
+    moment = now()
+    facts: dict = {"now": moment.isoformat(), "triggers": {}, "campaigns": {}}
+    with connect(url) as conn:
+        proposals = triggers.propose_all(conn, as_of, moment, settings.timezone, only=only)
+        for kind, items in proposals.items():
+            stats = plan(conn, items, policy, moment, as_of, settings.config_dir / "templates",
+                         gw_config.get("shop_name", ""))
+            facts["triggers"][kind] = stats.as_dict()
+        if only is None:
+            send_day = as_of + timedelta(days=1)
+            for campaign in camp.load_campaigns(settings.config_dir / "campaigns"):
+                entry: dict = {}
+                if send_day in campaign.send_dates:
+                    items, counts = camp.plan_campaign(conn, campaign, send_day, settings.timezone)
+                    entry["audience"] = counts
+                    entry["plan"] = plan(conn, items, policy, moment, as_of, settings.config_dir / "templates",
+                                         gw_config.get("shop_name", "")).as_dict()
+                followups = camp.followup_proposals(conn, campaign, send_day, settings.timezone)
+                if followups:
+                    entry["followup"] = plan(conn, followups, policy, moment, as_of,
+                                             settings.config_dir / "templates", gw_config.get("shop_name", "")).as_dict()
+                if entry:
+                    facts["campaigns"][campaign.name] = entry
+    record(as_of, "outreach:plan" if only is None else "outreach:plan:" + ",".join(only), facts, url)
+    return facts
+
+
+def push_messages(as_of: date, url: str | None = None, message_types: tuple[str, ...] | None = None) -> dict:
+    import psycopg
+
+    from crm_pipeline.clock import now
+    from crm_pipeline.outreach.gateways import build_gateways
+    from crm_pipeline.outreach.push import push
+    from crm_pipeline.warehouse import warehouse_url
+
+    policy, gw_config = _outreach_config()
+    with psycopg.connect(url or warehouse_url()) as conn:
+        stats = push(conn, build_gateways(gw_config), policy, now(), message_types=message_types)
+    facts = stats.as_dict()
+    record(as_of, "outreach:push" if not message_types else "outreach:push:intraday", facts, url)
+    return facts
+
+
+def call_list(as_of: date, url: str | None = None) -> dict:
+    """The day's callback list (R7) for the morning after the business day."""
+    from datetime import timedelta
+
+    from crm_pipeline.outreach.calls import build_call_list, load_call_config
+    from crm_pipeline.warehouse import connect
+
+    settings = get_settings()
+    list_date = as_of + timedelta(days=1)
+    config = load_call_config(settings.config_dir / "agents.yml")
+    out = settings.out_dir / list_date.isoformat()
+    with connect(url) as conn:
+        entries, paths = build_call_list(conn, list_date, config, out)
+    facts = {"list_date": list_date.isoformat(), "entries": len(entries), "capacity": config.capacity,
+             "by_reason": {}, "paths": {k: str(v) for k, v in paths.items()}}
+    for e in entries:
+        facts["by_reason"][e.priority_reason] = facts["by_reason"].get(e.priority_reason, 0) + 1
+    record(as_of, "outreach:call_list", facts, url)
+    return facts
+
+
+def sandbox_messages_accepted() -> int | None:
+    """How many messages the sandbox gateways hold (None when no sandbox answers)."""
+    import requests
+
+    try:
+        response = requests.get(get_settings().sandbox_url + "/_control/messages", timeout=5)
+        return len(response.json()["messages"])
+    except Exception:
+        return None
+
+
+def summary(as_of: date, url: str | None = None) -> dict:
+    """What the demo prints: read back from the warehouse (and the sandbox gateway)."""
+    from datetime import timedelta
+
+    from crm_pipeline.warehouse import connect
+
+    with connect(url) as conn:
+        def q(sql, *args):
+            return conn.execute(sql, args).fetchall()
+
+        out = {
+            "as_of_date": as_of.isoformat(),
+            "orders_by_platform": dict(q("select platform, count(*) from marts.fct_orders group by 1 order by 1")),
+            "raw_landed_by_platform": {},
+            "quarantined": dict(q("select platform, count(*) from raw.quarantine group by 1 order by 1")),
+            "customers": q("select count(*) from marts.dim_customers")[0][0],
+            "identity_nodes": q("select count(*) from intermediate.int_identity__resolved")[0][0],
+            "rfm_segments": dict(q("select segment, count(*) from marts.customer_rfm group by 1 order by 2 desc")),
+            "rfm_method": (q("select max(scoring_method) from marts.customer_rfm") or [[None]])[0][0],
+            "lifecycle_stages": dict(q("select stage, count(*) from marts.customer_lifecycle group by 1 order by 2 desc")),
+            "tiers": dict(q("select tier, count(*) from marts.customer_tiers group by 1 order by 1")),
+            "ledger": dict(q("select status, count(*) from outreach.message_ledger group by 1 order by 1")),
+            "suppressed": dict(q("select rule, count(*) from outreach.suppressions group by 1 order by 2 desc")),
+            "call_list_entries": q("select count(*) from outreach.call_list_entries where list_date = %s",
+                                   as_of + timedelta(days=1))[0][0],
+        }
+        from crm_pipeline.platforms import PLATFORMS
+
+        for spec in PLATFORMS.values():
+            out["raw_landed_by_platform"][spec.name] = q(f"select count(*) from raw.{spec.raw_table}")[0][0]
+    settings = get_settings()
+    out["call_list_path"] = str(settings.out_dir / (as_of + timedelta(days=1)).isoformat() / "call_list.xlsx")
+    out["report_path"] = str(settings.out_dir / as_of.isoformat() / "report.html")
+    out["gateway_messages_received"] = sandbox_messages_accepted()
+    return out
+
+
+def as_dict(obj) -> dict:
+    return asdict(obj)
+
+
+def out_dir_for(as_of: date) -> Path:
+    return get_settings().out_dir / as_of.isoformat()
+
+
+INTRADAY_TYPES = ("payment_reminder", "payment_reminder_flash", "shipment_notice")
+
+
+def intraday_transactional(as_of: date, url: str | None = None) -> dict:
+    """Refresh orders and customers, then plan and push the two transactional types only."""
+    from crm_pipeline.transform.dbt import run_dbt
+
+    run_dbt(["run", "--select", "+fct_orders", "+dim_customers"], as_of, url)
+    plan = plan_outreach(as_of, url, only=("payment_reminder", "shipment_notice"))
+    push = push_messages(as_of, url, message_types=INTRADAY_TYPES)
+    return {"plan": plan["triggers"], "push": push}

@@ -1,0 +1,402 @@
+"""Render a world order, as of a moment, in each platform's wire format.
+
+Field names and enums follow ../shared/reference/platform_apis.md. Where that
+reference marks a fact UNCONFIRMED, the choice made here is named in a comment
+so it is easy to correct in one place.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from crm_pipeline.sandbox.world import TZ, Order, _h
+
+USD_PER_CNY = 1 / 7.2  # the Shopify store sells in USD
+
+
+def _top_time(t: datetime | None) -> str | None:
+    return t.astimezone(TZ).strftime("%Y-%m-%d %H:%M:%S") if t else None
+
+
+def _iso(t: datetime | None) -> str | None:
+    return t.astimezone(TZ).isoformat(timespec="seconds") if t else None
+
+
+def _money(x: float) -> str:
+    return f"{x:.2f}"
+
+
+def mask_mobile(phone: str) -> str:
+    # Masking format is UNCONFIRMED in the reference; 3+4 stars+4 is what sellers report.
+    return phone[:3] + "****" + phone[-4:]
+
+
+def oaid_for(order: Order) -> str:
+    return f"OA{_h('oaid', order.seq) % 10**20:020d}"
+
+
+def taobao_open_uid(order: Order) -> str:
+    return f"AAH{_h('tb-uid', order.person.person_id) % 36**10:010d}"
+
+
+# -- Taobao TOP ---------------------------------------------------------------
+TOP_STATUS = {
+    "unpaid": "WAIT_BUYER_PAY",
+    "closed": "TRADE_CLOSED_BY_TAOBAO",
+    "paid": "WAIT_SELLER_SEND_GOODS",
+    "shipped": "WAIT_BUYER_CONFIRM_GOODS",
+    "completed": "TRADE_FINISHED",
+    "refunded": "TRADE_CLOSED",
+}
+
+
+def taobao_trade(o: Order, as_of: datetime) -> dict:
+    status = o.status(as_of)
+    refunded = status == "refunded"
+    shipped = o.at(o.shipped, as_of)
+    end = o.at(o.finished, as_of) or o.at(o.closed, as_of) or o.at(o.refunded, as_of)
+    trade = {
+        "tid": int(o.order_id),
+        "tid_str": o.order_id,
+        "status": TOP_STATUS[status],
+        "type": "fixed",
+        "trade_from": "WAP,JHS" if o.flash_sale else "WAP",
+        "created": _top_time(o.created),
+        "modified": _top_time(o.modified(as_of)),
+        "pay_time": _top_time(o.at(o.paid, as_of)),
+        "consign_time": _top_time(shipped),
+        "end_time": _top_time(end),
+        "buyer_nick": o.person.nickname[:1] + "**",
+        "buyer_open_uid": taobao_open_uid(o),
+        "receiver_name": o.receiver_name,
+        "receiver_mobile": mask_mobile(o.phone),
+        "receiver_state": o.person.province,
+        "receiver_city": o.person.city,
+        "receiver_district": o.person.district,
+        "receiver_address": o.person.street,
+        "receiver_zip": o.person.zip,
+        "oaid": oaid_for(o),
+        "payment": _money(o.total),
+        "total_fee": _money(o.subtotal),
+        "post_fee": _money(o.post_fee),
+        "discount_fee": _money(o.discount),
+        "buyer_rate": bool(o.buyer_rate and status == "completed"),
+        "seller_rate": False,
+        "seller_memo": "已联系" if o.remark_updates else None,
+        "orders": {
+            "order": [
+                {
+                    "oid": int(o.order_id) * 10 % 10**19 + n,
+                    "num_iid": 600_000_000_000 + int(i.sku[-4:]),
+                    "outer_iid": i.sku,
+                    "title": i.title,
+                    "num": i.qty,
+                    "price": _money(i.price),
+                    "total_fee": _money(i.price * i.qty),
+                    "payment": _money(i.price * i.qty),
+                    "status": TOP_STATUS[status],
+                    "refund_status": "SUCCESS" if refunded else "NO_REFUND",
+                    "logistics_company": o.carrier if shipped else None,
+                    "invoice_no": o.tracking_no if shipped else None,
+                    "consign_time": _top_time(shipped),
+                    "end_time": _top_time(end),
+                    "buyer_rate": bool(o.buyer_rate and status == "completed"),
+                }
+                for n, i in enumerate(o.items)
+            ]
+        },
+    }
+    return {k: v for k, v in trade.items() if v is not None}
+
+
+def taobao_rate(o: Order) -> dict:
+    """One ``taobao.traderates.get`` trade_rate (buyer's rating of the seller)."""
+    return {
+        "tid": int(o.order_id),
+        "oid": int(o.order_id) * 10 % 10**19,
+        "role": "buyer",
+        "result": o.rating,
+        "content": o.review,
+        "created": _top_time(o.finished),
+        "item_title": o.items[0].title,
+        "nick": o.person.nickname[:1] + "**",
+    }
+
+
+def taobao_decrypt(o: Order) -> dict:
+    return {
+        "oaid": oaid_for(o),
+        "tid": o.order_id,
+        "name": o.receiver_name,
+        "mobile": o.phone,
+        "state": o.person.province,
+        "city": o.person.city,
+        "district": o.person.district,
+        "address_detail": o.person.street,
+    }
+
+
+# -- JD JOS -----------------------------------------------------------------------
+JD_STATUS = {
+    # JD lists orders once paid (online payment); unpaid orders are not returned (UNCONFIRMED).
+    "paid": ("WAIT_SELLER_STOCK_OUT", "等待出库"),
+    "shipped": ("WAIT_GOODS_RECEIVE_CONFIRM", "等待确认收货"),
+    "completed": ("FINISHED_L", "完成"),
+    "refunded": ("TRADE_CANCELED", "已取消(退款)"),
+    "closed": ("TRADE_CANCELED", "已取消"),
+}
+
+
+def jd_visible(o: Order, as_of: datetime) -> bool:
+    return o.at(o.paid, as_of) is not None
+
+
+def jd_order(o: Order, as_of: datetime) -> dict:
+    status = o.status(as_of)
+    state, remark = JD_STATUS[status]
+    shipped = o.at(o.shipped, as_of)
+    return {
+        "orderId": o.order_id,
+        "venderId": "10086",
+        "orderType": "22",
+        "payType": "4-在线支付",
+        "orderTotalPrice": _money(o.subtotal + o.post_fee),
+        "orderSellerPrice": _money(o.total - o.post_fee),
+        "orderPayment": _money(o.total),
+        "freightPrice": _money(o.post_fee),
+        "sellerDiscount": _money(o.discount),
+        "orderState": state,
+        "orderStateRemark": remark,
+        "orderStartTime": _top_time(o.created),
+        "orderEndTime": _top_time(o.at(o.finished, as_of) or o.at(o.refunded, as_of)),
+        "modified": _top_time(o.modified(as_of)),
+        "paymentConfirmTime": _top_time(o.at(o.paid, as_of)),
+        "pin": f"jd_{_h('jd-pin', o.person.person_id) % 16**10:010x}",
+        "open_id_buyer": f"o{_h('jd-open', o.person.person_id) % 36**12:012d}",
+        "waybill": o.tracking_no if shipped else "",
+        "logisticsId": str(_h("carrier", o.carrier) % 1000) if shipped and o.carrier else "",
+        "logisticsCompany": o.carrier if shipped else "",  # name beside the id (UNCONFIRMED field)
+        "consigneeInfo": {
+            "fullname": o.receiver_name,
+            "telephone": "",
+            "mobile": mask_mobile(o.phone),
+            "fullAddress": o.person.address,
+            "province": o.person.province,
+            "city": o.person.city,
+            "county": o.person.district,
+        },
+        "itemInfoList": [
+            {
+                "skuId": str(700_000 + int(i.sku[-4:])),
+                "outerSkuId": i.sku,
+                "skuName": i.title,
+                "jdPrice": _money(i.price),
+                "itemTotal": str(i.qty),
+                "wareId": str(900_000 + int(i.sku[-4:])),
+            }
+            for i in o.items
+        ],
+        "orderRemark": "",
+        "venderRemark": "已联系" if o.remark_updates else "",
+    }
+
+
+# -- Shopify Admin REST ----------------------------------------------------------------
+def _usd(x: float) -> str:
+    return f"{x * USD_PER_CNY:.2f}"
+
+
+def shopify_order(o: Order, as_of: datetime) -> dict:
+    status = o.status(as_of)
+    p = o.person
+    shipped = o.at(o.shipped, as_of)
+    financial = {
+        "unpaid": "pending",
+        "closed": "voided",
+        "paid": "paid",
+        "shipped": "paid",
+        "completed": "paid",
+        "refunded": "refunded",
+    }[status]
+    number = 1000 + o.seq
+    phone_styles = ("+86" + o.phone, f"{o.phone[:3]} {o.phone[3:7]} {o.phone[7:]}", "+86 " + o.phone)
+    return {
+        "id": int(o.order_id),
+        "admin_graphql_api_id": f"gid://shopify/Order/{o.order_id}",
+        "name": f"#{number}",
+        "order_number": number,
+        "email": p.email,
+        "phone": "+86" + o.phone,
+        "created_at": _iso(o.created),
+        "updated_at": _iso(o.modified(as_of)),
+        "processed_at": _iso(o.at(o.paid, as_of) or o.created),
+        "cancelled_at": _iso(o.at(o.closed, as_of)),
+        "cancel_reason": "customer" if o.at(o.closed, as_of) else None,
+        "closed_at": _iso(o.at(o.finished, as_of)),
+        "financial_status": financial,
+        "fulfillment_status": "fulfilled" if shipped else None,
+        "currency": "USD",
+        "presentment_currency": "USD",
+        "total_price": _usd(o.total),
+        "subtotal_price": _usd(o.subtotal - o.discount),
+        "total_discounts": _usd(o.discount),
+        "total_tax": "0.00",
+        "buyer_accepts_marketing": o.seq % 3 != 0,
+        "tags": "flash-sale" if o.flash_sale else "",
+        "note": "已联系" if o.remark_updates else None,
+        "customer": {
+            "id": 7_000_000_000 + p.person_id,
+            "email": p.email,
+            "first_name": p.name[1:],
+            "last_name": p.name[:1],
+            "phone": "+86" + p.phone,
+            "state": "enabled",
+            "email_marketing_consent": {"state": "subscribed" if o.seq % 3 else "not_subscribed"},
+            "sms_marketing_consent": {"state": "subscribed" if o.seq % 4 else "not_subscribed"},
+        },
+        "shipping_address": {
+            "name": o.receiver_name,
+            "first_name": p.name[1:],
+            "last_name": p.name[:1],
+            "phone": phone_styles[o.seq % 3],
+            "address1": p.street,
+            "address2": p.district,
+            "city": p.city,
+            "province": p.province,
+            "zip": p.zip,
+            "country": "China",
+            "country_code": "CN",
+        },
+        "line_items": [
+            {
+                "id": i.line_id,
+                "product_id": 8_000_000 + int(i.sku[-4:]),
+                "variant_id": 9_000_000 + int(i.sku[-4:]),
+                "sku": i.sku,
+                "title": i.title,
+                "name": i.title,
+                "quantity": i.qty,
+                "price": _usd(i.price),
+                "vendor": "CRM Demo",
+            }
+            for i in o.items
+        ],
+        "fulfillments": [
+            {
+                "id": 4_000_000 + o.seq,
+                "order_id": int(o.order_id),
+                "status": "success",
+                "tracking_company": o.carrier,
+                "tracking_number": o.tracking_no,
+                "tracking_numbers": [o.tracking_no],
+                "created_at": _iso(shipped),
+                "updated_at": _iso(shipped),
+            }
+        ]
+        if shipped
+        else [],
+        "refunds": [{"id": 3_000_000 + o.seq, "order_id": int(o.order_id), "created_at": _iso(o.refunded), "note": "退款"}]
+        if o.at(o.refunded, as_of)
+        else [],
+    }
+
+
+# -- WooCommerce REST v3 -------------------------------------------------------------------
+WOO_STATUS = {
+    "unpaid": "pending",
+    "closed": "cancelled",
+    "paid": "processing",
+    "shipped": "completed",  # WooCommerce has no "shipped"; completed = fulfilled
+    "completed": "completed",
+    "refunded": "refunded",
+}
+
+
+def _woo_local(t: datetime | None) -> str | None:
+    return t.astimezone(TZ).strftime("%Y-%m-%dT%H:%M:%S") if t else None
+
+
+def _woo_gmt(t: datetime | None) -> str | None:
+    return t.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S") if t else None
+
+
+def woo_order(o: Order, as_of: datetime) -> dict:
+    status = o.status(as_of)
+    p = o.person
+    shipped = o.at(o.shipped, as_of)
+    completed = o.at(o.shipped, as_of)  # the shop marks completed when shipped
+    phone = (o.phone, f"+86 {o.phone[:3]}-{o.phone[3:7]}-{o.phone[7:]}", f"86{o.phone}")[o.seq % 3]
+    address = {
+        "first_name": p.name[1:],
+        "last_name": p.name[:1],
+        "company": "",
+        "address_1": p.street,
+        "address_2": p.district,
+        "city": p.city,
+        "state": p.province,
+        "postcode": p.zip,
+        "country": "CN",
+    }
+    meta = []
+    if shipped:
+        # Shipment Tracking plugin convention (UNCONFIRMED key names, see reference §2).
+        meta.append(
+            {
+                "id": 50_000 + o.seq,
+                "key": "_wc_shipment_tracking_items",
+                "value": [
+                    {
+                        "tracking_provider": o.carrier,
+                        "tracking_number": o.tracking_no,
+                        "date_shipped": str(int(shipped.timestamp())),
+                    }
+                ],
+            }
+        )
+    return {
+        "id": int(o.order_id),
+        "parent_id": 0,
+        "number": o.order_id,
+        "order_key": f"wc_order_{_h('wc', o.seq) % 16**12:012x}",
+        "created_via": "checkout",
+        "status": WOO_STATUS[status],
+        "currency": "CNY",
+        "date_created": _woo_local(o.created),
+        "date_created_gmt": _woo_gmt(o.created),
+        "date_modified": _woo_local(o.modified(as_of)),
+        "date_modified_gmt": _woo_gmt(o.modified(as_of)),
+        "date_paid": _woo_local(o.at(o.paid, as_of)),
+        "date_paid_gmt": _woo_gmt(o.at(o.paid, as_of)),
+        "date_completed": _woo_local(completed),
+        "date_completed_gmt": _woo_gmt(completed),
+        "discount_total": _money(o.discount),
+        "shipping_total": _money(o.post_fee),
+        "total": _money(o.total),
+        "total_tax": "0.00",
+        "prices_include_tax": True,
+        "customer_id": 20_000 + p.person_id,
+        "customer_note": "",
+        "billing": {**address, "email": p.email or "", "phone": phone},
+        "shipping": address,
+        "payment_method": "alipay",
+        "payment_method_title": "支付宝",
+        "transaction_id": f"2024{o.seq:012d}" if o.at(o.paid, as_of) else "",
+        "meta_data": meta,
+        "line_items": [
+            {
+                "id": i.line_id,
+                "name": i.title,
+                "product_id": 100 + int(i.sku[-4:]),
+                "variation_id": 0,
+                "quantity": i.qty,
+                "subtotal": _money(i.price * i.qty),
+                "total": _money(i.price * i.qty),
+                "sku": i.sku,
+                "price": i.price,
+            }
+            for i in o.items
+        ],
+        "refunds": [{"id": 60_000 + o.seq, "reason": "退款", "total": "-" + _money(o.total)}]
+        if o.at(o.refunded, as_of)
+        else [],
+    }

@@ -1,0 +1,122 @@
+"""Every setting the pipeline reads from the environment, in one typed place.
+
+Nothing else in the package reads ``os.environ`` for configuration: modules ask
+for ``get_settings()``. Every variable here is listed in ``.env.example`` and in
+the README's env-var table (a test checks that the three agree).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from datetime import date
+from functools import lru_cache
+from pathlib import Path
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+
+
+def _default_project_dir() -> Path:
+    # plugins/crm_pipeline/settings.py -> project root (editable install and
+    # Airflow's plugins folder both keep this layout).
+    return PACKAGE_DIR.parents[1]
+
+
+# name -> (default, description); the single source for .env.example and README.
+ENV_VARS: dict[str, tuple[str, str]] = {
+    "CRM_PROJECT_DIR": ("(repository root)", "Where dags/, dbt_project/, expectations/ and config/ live."),
+    "CRM_HOME": ("$CRM_PROJECT_DIR/.crm", "State: embedded Postgres data, Airflow home, sandbox logs."),
+    "CRM_OUT_DIR": ("$CRM_PROJECT_DIR/out", "Outputs: out/<date>/call lists, report, docs."),
+    "CRM_CONFIG_DIR": ("$CRM_PROJECT_DIR/config", "shops.yml, policy.yml, agents.yml, campaigns/, templates/."),
+    "CRM_WAREHOUSE_URL": ("(embedded)", "postgresql://user:pass@host:port/db of the warehouse; unset = embedded PostgreSQL under CRM_HOME."),
+    "CRM_EMBEDDED_PG_PORT": ("55432", "127.0.0.1 port of the embedded PostgreSQL (a free port is chosen if taken)."),
+    "CRM_SANDBOX_URL": ("http://127.0.0.1:8765", "Base URL of the local sandbox platforms and gateways."),
+    "CRM_SANDBOX_PORT": ("8765", "Port the sandbox server binds on 127.0.0.1."),
+    "CRM_SANDBOX_ANCHOR": ("2026-11-20", "Last day of the sandbox's two years of synthetic history."),
+    "CRM_SANDBOX_PERSONS": ("3000", "How many synthetic buyers the sandbox world holds."),
+    "CRM_DEMO_DATE": ("2026-11-20", "Logical date `make demo` runs the nightly DAG for."),
+    "CRM_TIMEZONE": ("Asia/Shanghai", "Default shop time zone (schedules, quiet hours, date boundaries)."),
+    "CRM_INTAKE_DIR": ("$CRM_HOME/inbox", "Spreadsheet inbox: <dir>/<shop_id>/*.xlsx|csv are imported nightly."),
+    "CRM_LOG_LEVEL": ("INFO", "Log level of the crm command and tasks."),
+    "CRM_ALERT_WEBHOOK_URL": ("", "Failure callbacks POST here (JSON) when set."),
+    "CRM_ALERT_EMAIL": ("", "Failure callbacks also e-mail this address via Airflow SMTP when set."),
+    "CRM_INTRADAY_MINUTES": ("30", "Interval of the intraday transactional DAG."),
+    "CRM_NOW": ("", "Pin the pipeline clock (ISO 8601 with offset); `make demo` pins the morning after CRM_DEMO_DATE."),
+    "CRM_NIGHTLY_CRON": ("30 2 * * *", "Nightly schedule in CRM_TIMEZONE (lists ready well before 08:00)."),
+}
+
+
+@dataclass(frozen=True)
+class Settings:
+    project_dir: Path
+    home: Path
+    out_dir: Path
+    config_dir: Path
+    warehouse_url: str | None
+    embedded_pg_port: int
+    sandbox_url: str
+    sandbox_port: int
+    sandbox_anchor: date
+    sandbox_persons: int
+    demo_date: date
+    timezone: str
+    intake_dir: Path
+    log_level: str
+    alert_webhook_url: str
+    alert_email: str
+    intraday_minutes: int
+    nightly_cron: str
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def dbt_project_dir(self) -> Path:
+        return self.project_dir / "dbt_project"
+
+    @property
+    def expectations_dir(self) -> Path:
+        return self.project_dir / "expectations"
+
+    @property
+    def dags_dir(self) -> Path:
+        return self.project_dir / "dags"
+
+    @property
+    def shops_file(self) -> Path:
+        return self.config_dir / "shops.yml"
+
+
+def _env(name: str, default: str) -> str:
+    value = os.environ.get(name)
+    return value if value not in (None, "") else default
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    project = Path(_env("CRM_PROJECT_DIR", str(_default_project_dir()))).resolve()
+    home = Path(_env("CRM_HOME", str(project / ".crm"))).resolve()
+    return Settings(
+        project_dir=project,
+        home=home,
+        out_dir=Path(_env("CRM_OUT_DIR", str(project / "out"))).resolve(),
+        config_dir=Path(_env("CRM_CONFIG_DIR", str(project / "config"))).resolve(),
+        warehouse_url=os.environ.get("CRM_WAREHOUSE_URL") or None,
+        embedded_pg_port=int(_env("CRM_EMBEDDED_PG_PORT", "55432")),
+        sandbox_url=_env("CRM_SANDBOX_URL", "http://127.0.0.1:8765").rstrip("/"),
+        sandbox_port=int(_env("CRM_SANDBOX_PORT", "8765")),
+        sandbox_anchor=date.fromisoformat(_env("CRM_SANDBOX_ANCHOR", "2026-11-20")),
+        sandbox_persons=int(_env("CRM_SANDBOX_PERSONS", "3000")),
+        demo_date=date.fromisoformat(_env("CRM_DEMO_DATE", "2026-11-20")),
+        timezone=_env("CRM_TIMEZONE", "Asia/Shanghai"),
+        intake_dir=Path(_env("CRM_INTAKE_DIR", str(home / "inbox"))).resolve(),
+        log_level=_env("CRM_LOG_LEVEL", "INFO"),
+        alert_webhook_url=_env("CRM_ALERT_WEBHOOK_URL", ""),
+        alert_email=_env("CRM_ALERT_EMAIL", ""),
+        intraday_minutes=int(_env("CRM_INTRADAY_MINUTES", "30")),
+        nightly_cron=_env("CRM_NIGHTLY_CRON", "30 2 * * *"),
+    )
+
+
+def reload_settings() -> Settings:
+    """Drop the cached settings (tests and the CLI change the environment)."""
+    get_settings.cache_clear()
+    return get_settings()

@@ -1,0 +1,1 @@
+"""Running dbt: connection env from the warehouse URL, vars from the run."""

@@ -1,0 +1,88 @@
+"""dbt invocation for the CLI, tests and Airflow tasks (outside Cosmos).
+
+The dbt profile reads ``CRM_DBT_*`` variables; :func:`dbt_env` derives them
+from ``CRM_WAREHOUSE_URL`` (or the embedded server), so users configure one URL.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from datetime import date
+from pathlib import Path
+
+from crm_pipeline.pii import get_logger
+from crm_pipeline.settings import get_settings
+
+log = get_logger(__name__)
+
+
+class DbtError(RuntimeError):
+    pass
+
+
+OFFLINE_COMMANDS = ("parse", "ls", "list", "clean", "deps")
+
+
+def dbt_env(url: str | None = None, offline: bool = False) -> dict[str, str]:
+    """Connection variables for profiles.yml; ``offline`` commands (parse) never start a server."""
+    from crm_pipeline.warehouse import url_parts, warehouse_url
+
+    parts = url_parts(url or ("postgresql://postgres@127.0.0.1:5432/crm" if offline else warehouse_url()))
+    settings = get_settings()
+    return {
+        "CRM_DBT_HOST": parts["host"],
+        "CRM_DBT_PORT": parts["port"],
+        "CRM_DBT_USER": parts["user"],
+        "CRM_DBT_PASSWORD": parts["password"],
+        "CRM_DBT_DBNAME": parts["dbname"],
+        "DBT_PROFILES_DIR": str(settings.dbt_project_dir),
+        "DBT_SEND_ANONYMOUS_USAGE_STATS": "False",
+    }
+
+
+def shop_timezones() -> dict[str, str]:
+    try:
+        from crm_pipeline.config import load_shops
+
+        return {s.shop_id: s.timezone for s in load_shops(resolve=False)}
+    except Exception:  # a broken shops file is reported by extraction, not here
+        return {}
+
+
+def dbt_vars(as_of: date | None = None, extra: dict | None = None) -> dict:
+    settings = get_settings()
+    values: dict = {"default_timezone": settings.timezone, "shop_timezones": shop_timezones()}
+    if as_of is not None:
+        values["as_of_date"] = as_of.isoformat()
+    values.update(extra or {})
+    return values
+
+
+def dbt_executable() -> str:
+    candidate = Path(sys.executable).with_name("dbt")
+    return str(candidate) if candidate.exists() else (shutil.which("dbt") or "dbt")
+
+
+def run_dbt(args: list[str], as_of: date | None = None, url: str | None = None, extra_vars: dict | None = None,
+            capture: bool = False) -> subprocess.CompletedProcess:
+    """Run one dbt command against the warehouse; raises DbtError on failure."""
+    settings = get_settings()
+    offline = bool(args) and args[0] in OFFLINE_COMMANDS
+    env = {**os.environ, **dbt_env(url or settings.warehouse_url, offline=offline)}
+    cmd = [dbt_executable(), *args, "--project-dir", str(settings.dbt_project_dir)]
+    if not args or args[0] not in ("clean", "deps"):
+        cmd += ["--vars", json.dumps(dbt_vars(as_of, extra_vars))]
+    log.info("dbt %s", " ".join(args))
+    proc = subprocess.run(cmd, env=env, cwd=settings.dbt_project_dir, text=True,
+                          capture_output=capture)
+    if proc.returncode != 0:
+        detail = ""
+        if capture:
+            lines = (proc.stdout or "").splitlines()
+            detail = "\n".join(l for l in lines if "ERROR" in l or "FAIL" in l or "Error" in l)[-4000:]
+        raise DbtError(f"dbt {' '.join(args)} failed (exit {proc.returncode})" + (f":\n{detail}" if detail else ""))
+    return proc

@@ -1,0 +1,125 @@
+"""Shared fixtures: a real PostgreSQL (embedded by default, CRM_WAREHOUSE_URL when
+set), fresh databases per test module, and the sandbox platforms on a free port."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from datetime import date
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+TEST_PERSONS = int(os.environ.get("CRM_TEST_PERSONS", "600"))
+ANCHOR = date(2026, 11, 20)
+
+# Tests never touch the demo's outputs or spreadsheets.
+os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
+os.environ.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "False")
+os.environ.setdefault("AIRFLOW__COSMOS__ENABLE_TELEMETRY", "False")
+
+
+def pytest_configure(config):
+    from crm_pipeline.config import load_env_defaults
+
+    load_env_defaults(ROOT / "config" / "sandbox.env")
+
+
+@pytest.fixture(scope="session")
+def tmp_home(tmp_path_factory) -> Path:
+    home = tmp_path_factory.mktemp("crm_home")
+    return home
+
+
+@pytest.fixture(scope="session")
+def server_url() -> str:
+    """URL of the PostgreSQL server the tests create their databases on."""
+    from crm_pipeline.settings import reload_settings
+    from crm_pipeline.warehouse import url_parts
+
+    url = os.environ.get("CRM_WAREHOUSE_URL")
+    if not url:
+        from crm_pipeline.warehouse.embedded import EmbeddedPostgres
+
+        settings = reload_settings()
+        url = EmbeddedPostgres(settings.home, settings.embedded_pg_port).ensure_running()
+    p = url_parts(url)
+    auth = p["user"] + (f":{p['password']}" if p["password"] else "")
+    return f"postgresql://{auth}@{p['host']}:{p['port']}/postgres"
+
+
+@pytest.fixture(scope="session")
+def make_database(server_url):
+    """Factory: a fresh, migrated database; all are dropped at the end of the session."""
+    import psycopg
+
+    from crm_pipeline.warehouse.migrate import migrate
+
+    created: list[str] = []
+
+    def make(label: str, migrated: bool = True) -> str:
+        name = f"crm_test_{label}_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+        with psycopg.connect(server_url, autocommit=True) as conn:
+            conn.execute(f'create database "{name}"')
+        created.append(name)
+        url = server_url.rsplit("/", 1)[0] + f"/{name}"
+        if migrated:
+            migrate(url)
+        return url
+
+    yield make
+    with psycopg.connect(server_url, autocommit=True) as conn:
+        for name in created:
+            conn.execute(f'drop database if exists "{name}" with (force)')
+
+
+@pytest.fixture(scope="module")
+def warehouse(make_database, monkeypatch_module) -> str:
+    url = make_database("mod")
+    monkeypatch_module.setenv("CRM_WAREHOUSE_URL", url)
+    from crm_pipeline.settings import reload_settings
+
+    reload_settings()
+    return url
+
+
+@pytest.fixture(scope="module")
+def monkeypatch_module():
+    mp = pytest.MonkeyPatch()
+    yield mp
+    mp.undo()
+    from crm_pipeline.settings import reload_settings
+
+    reload_settings()
+
+
+@pytest.fixture(scope="session")
+def sandbox(tmp_path_factory):
+    """The sandbox platforms and gateways in a thread, on a free port (small world)."""
+    from crm_pipeline.sandbox.server import SandboxServer
+    from crm_pipeline.settings import reload_settings
+
+    log_dir = tmp_path_factory.mktemp("sandbox")
+    server = SandboxServer(port=0, anchor=ANCHOR, persons=TEST_PERSONS, log_dir=log_dir).start()
+    old = os.environ.get("CRM_SANDBOX_URL")
+    os.environ["CRM_SANDBOX_URL"] = server.url
+    reload_settings()
+    yield server
+    server.stop()
+    if old is None:
+        os.environ.pop("CRM_SANDBOX_URL", None)
+    else:
+        os.environ["CRM_SANDBOX_URL"] = old
+    reload_settings()
+
+
+@pytest.fixture
+def fresh_sandbox(sandbox):
+    """The session sandbox with no faults and throttling on; faults reset afterwards."""
+    import requests
+
+    requests.post(sandbox.url + "/_control/reset", json={"throttle": True}, timeout=5)
+    yield sandbox
+    requests.post(sandbox.url + "/_control/reset", json={"throttle": True}, timeout=5)
+

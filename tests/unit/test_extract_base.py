@@ -1,0 +1,62 @@
+"""Windows, plans and configuration errors of the extraction layer."""
+
+from datetime import date, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from crm_pipeline.config import load_shops
+from crm_pipeline.extract.base import ConfigError, ExtractError, ShopConfig, split_windows
+from crm_pipeline.extract.run import plan_range
+from crm_pipeline.extract.shopify import parse_link_header
+
+CN = ZoneInfo("Asia/Shanghai")
+
+
+def test_windows_cover_the_range_exactly_and_respect_the_limit():
+    start, end = datetime(2026, 1, 1, tzinfo=CN), datetime(2026, 1, 3, 12, tzinfo=CN)
+    windows = split_windows(start, end, timedelta(days=1))
+    assert windows[0].start == start and windows[-1].end == end
+    assert all(w.end - w.start <= timedelta(days=1) for w in windows)
+    assert all(a.end == b.start for a, b in zip(windows, windows[1:]))
+
+
+def test_nightly_plan_starts_at_the_watermark_minus_overlap_and_never_reads_past_the_day():
+    shop = ShopConfig("s", "taobao", start_date=date(2024, 6, 1), overlap_hours=24)
+    day_end = datetime(2026, 11, 21, tzinfo=CN)
+    assert plan_range(shop, "nightly", None, date(2026, 11, 20)) == (datetime(2024, 6, 1, tzinfo=CN), day_end)
+    wm = datetime(2026, 11, 20, tzinfo=CN)
+    assert plan_range(shop, "nightly", wm, date(2026, 11, 20)) == (wm - timedelta(hours=24), day_end)
+    # rerunning an older day after a newer one: re-read that day's overlap, not the future
+    later = datetime(2026, 11, 25, tzinfo=CN)
+    assert plan_range(shop, "nightly", later, date(2026, 11, 20)) == (day_end - timedelta(hours=24), day_end)
+    with pytest.raises(ExtractError, match="from <= --to"):
+        plan_range(shop, "backfill", None, start_date=date(2026, 2, 1), end_date=date(2026, 1, 1))
+
+
+def test_link_header_parsing_as_the_shopify_sdk_does():
+    header = ('<https://s.myshopify.com/admin/api/2025-10/orders.json?limit=250&page_info=abc>; rel="previous", '
+              '<https://s.myshopify.com/admin/api/2025-10/orders.json?limit=250&page_info=def>; rel="next"')
+    links = parse_link_header(header)
+    assert links["next"].endswith("page_info=def") and links["previous"].endswith("page_info=abc")
+    assert parse_link_header(None) == {}
+
+
+def test_shops_file_refuses_literal_secrets_and_unknown_platforms(tmp_path):
+    path = tmp_path / "shops.yml"
+    path.write_text("shops:\n  - {shop_id: a, platform: taobao, credentials: {app_secret: hunter2}}\n")
+    with pytest.raises(ConfigError, match="not a literal"):
+        load_shops(path)
+    path.write_text("shops:\n  - {shop_id: a, platform: ebay}\n")
+    with pytest.raises(ConfigError, match="unknown platform 'ebay'"):
+        load_shops(path)
+
+
+def test_a_missing_credential_names_platform_shop_and_what_to_set(tmp_path, monkeypatch):
+    monkeypatch.delenv("NOPE_SECRET", raising=False)
+    path = tmp_path / "shops.yml"
+    path.write_text("shops:\n  - {shop_id: a1, platform: jd, credentials: {app_secret: 'env:NOPE_SECRET'}}\n")
+    shop = load_shops(path)[0]
+    with pytest.raises(ConfigError) as exc:
+        shop.credential("app_secret")
+    assert "[jd/a1]" in str(exc.value) and "app_secret" in str(exc.value)

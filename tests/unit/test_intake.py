@@ -1,0 +1,80 @@
+"""Spreadsheet intake (R1): headers in English or Chinese, date shapes, stable ids, encodings."""
+
+import csv
+from datetime import datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from crm_pipeline.extract.intake import IntakeError, parse_date, parse_mapping, read_intake
+
+TZ = ZoneInfo("Asia/Shanghai")
+
+
+def write_csv(path: Path, rows: list[list], encoding: str = "utf-8") -> Path:
+    with path.open("w", encoding=encoding, newline="") as fh:
+        csv.writer(fh).writerows(rows)
+    return path
+
+
+def test_dates_in_every_documented_shape():
+    expected = datetime(2026, 11, 20, tzinfo=TZ)
+    for value in ("2026-11-20", "20261120", "2026/11/20", 46346, "46346", "2026年11月20日"):
+        assert parse_date(value, TZ).date() == expected.date(), value
+    assert parse_date("2026-11-20 14:05", TZ).hour == 14
+    for bad in ("2026-02-30", "", "12", 5):
+        with pytest.raises(ValueError):
+            parse_date(bad, TZ)
+
+
+def test_chinese_headers_gbk_csv_and_stable_ids(tmp_path):
+    rows = [["姓名", "手机", "实付金额", "付款时间", "商品", "状态"],
+            ["张三", "13812345678", "￥99.00", "2026/11/01", "面膜", "已付款"],
+            ["张三", "13812345678", "￥99.00", "2026/11/01", "面膜", "已付款"],
+            ["李四", "13912345678", "120", "20261102", "洁面乳", "交易成功"]]
+    path = write_csv(tmp_path / "orders.csv", rows, encoding="gbk")
+    records = list(read_intake(path, "wechat"))
+    assert [r["name"] for r in records] == ["张三", "张三", "李四"]
+    assert records[0]["amount"] == "99.00" and records[2]["status"] == "completed"
+    # two identical lines stay two orders; reading again gives the same ids
+    ids = [r["order_id"] for r in records]
+    assert len(set(ids)) == 3
+    assert ids == [r["order_id"] for r in read_intake(path, "wechat")]
+    assert ids[0].rsplit("-", 1)[0] == ids[1].rsplit("-", 1)[0]
+
+
+def test_english_headers_and_explicit_mapping(tmp_path):
+    rows = [["Order", "Customer Name", "Mobile", "Total", "Date", "Wx"],
+            ["A-1", "Ann", "+86 138 1234 5678", "10.5", "2026-11-01", "wx_ann"]]
+    path = write_csv(tmp_path / "o.csv", rows)
+    record = next(read_intake(path, "s", parse_mapping(["customer name=name", "wx=buyer_id"])))
+    assert record["order_id"] == "A-1" and record["name"] == "Ann" and record["buyer_id"] == "wx_ann"
+    with pytest.raises(IntakeError):
+        parse_mapping(["x=not_a_field"])
+
+
+def test_a_row_typed_wrong_is_kept_with_its_row_number(tmp_path):
+    rows = [["手机", "金额", "日期"], ["13812345678", "10", "2026-02-30"], ["13812345678", "abc", "2026-02-01"]]
+    records = list(read_intake(write_csv(tmp_path / "o.csv", rows), "s"))
+    assert "row 2" in records[0]["__error__"] and "impossible date" in records[0]["__error__"]
+    assert "row 3" in records[1]["__error__"] and "amount" in records[1]["__error__"]
+
+
+def test_a_file_without_the_needed_columns_is_rejected_with_its_headers(tmp_path):
+    path = write_csv(tmp_path / "o.csv", [["foo", "bar"], ["1", "2"]])
+    with pytest.raises(IntakeError, match="foo"):
+        list(read_intake(path, "s"))
+
+
+def test_xlsx_with_excel_dates(tmp_path):
+    from openpyxl import Workbook
+
+    wb = Workbook()
+    wb.active.append(["订单号", "昵称", "手机", "金额", "付款时间"])
+    wb.active.append(["X1", "小米", "13812345678", 88, datetime(2026, 11, 3, 9, 30)])
+    wb.active.append(["X2", "小米", "13812345678", 12.5, 46330])
+    wb.save(tmp_path / "o.xlsx")
+    records = list(read_intake(tmp_path / "o.xlsx", "s"))
+    assert records[0]["paid_at"].startswith("2026-11-03T09:30")
+    assert records[1]["paid_at"].startswith("2026-11-04")

@@ -1,0 +1,51 @@
+"""Templates (sandboxed, every placeholder checked) and PII masking in logs."""
+
+import logging
+from pathlib import Path
+
+import pytest
+from jinja2.exceptions import SecurityError
+
+from crm_pipeline.outreach.templates import MissingPlaceholder, render
+from crm_pipeline.pii import PiiFilter, mask_email, mask_phone, redact
+
+TEMPLATES = Path(__file__).resolve().parents[2] / "config" / "templates"
+
+
+def test_shipment_notice_renders_the_seed_wording():
+    r = render(TEMPLATES, "shipment_notice.sms.j2", {"shop_name": "店", "carrier": "顺丰速运", "tracking_no": "SF1"})
+    assert "顺丰速运的大叔带走啦" in r.body and "SF1" in r.body and r.subject is None
+
+
+def test_a_missing_tracking_number_means_no_message():
+    with pytest.raises(MissingPlaceholder) as exc:
+        render(TEMPLATES, "shipment_notice.sms.j2", {"shop_name": "店", "carrier": "顺丰速运", "tracking_no": ""})
+    assert exc.value.missing == ["tracking_no"]
+
+
+def test_email_templates_carry_a_subject():
+    r = render(TEMPLATES, "campaign_vip_thanks.email.j2", {"shop_name": "店", "name": "王芳", "tier_name": "金卡"})
+    assert r.subject.startswith("王芳") and "金卡" in r.body
+
+
+def test_templates_are_sandboxed(tmp_path):
+    (tmp_path / "evil.sms.j2").write_text("{{ name.__class__.__mro__ }}", encoding="utf-8")
+    with pytest.raises(SecurityError):
+        render(tmp_path, "evil.sms.j2", {"name": "x"})
+
+
+def test_redact_masks_phones_and_emails_in_any_text():
+    text = "call 13812345678 or +86 139 1234 5678, mail Alice.W@example.com, order 2024123456789012"
+    out = redact(text)
+    assert "13812345678" not in out and "1234 5678" not in out and "Alice.W" not in out
+    assert "2024123456789012" in out  # order ids are not phones
+    assert mask_phone("+8613812345678") == "861********78"
+    assert mask_email("alice@example.com") == "a***@example.com"
+
+
+def test_log_records_are_masked(caplog):
+    logger = logging.getLogger("crm_pipeline.test_pii")
+    logger.addFilter(PiiFilter())
+    with caplog.at_level(logging.INFO):
+        logger.info("sending to %s", "13812345678")
+    assert "13812345678" not in caplog.text and "138" in caplog.text
