@@ -4,6 +4,7 @@ set), fresh databases per test module, and the sandbox platforms on a free port.
 from __future__ import annotations
 
 import os
+import tempfile
 import uuid
 from datetime import date
 from pathlib import Path
@@ -18,6 +19,9 @@ ANCHOR = date(2026, 11, 20)
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "False")
 os.environ.setdefault("AIRFLOW__COSMOS__ENABLE_TELEMETRY", "False")
+# dbt artifacts of test runs never overwrite the project's target/ (the DAG renders from it)
+os.environ.setdefault("DBT_TARGET_PATH", tempfile.mkdtemp(prefix="crm_dbt_target_"))
+os.environ.setdefault("DBT_LOG_PATH", os.environ["DBT_TARGET_PATH"])
 
 
 def pytest_configure(config):
@@ -123,3 +127,48 @@ def fresh_sandbox(sandbox):
     yield sandbox
     requests.post(sandbox.url + "/_control/reset", json={"throttle": True}, timeout=5)
 
+
+
+MODEL_AS_OF = date(2026, 11, 20)
+
+
+@pytest.fixture(scope="session")
+def modeled(sandbox, make_database, tmp_path_factory):
+    """A warehouse with every sandbox shop extracted (full history), one intake sheet,
+    and `dbt seed` + `dbt build` (all data tests) run for MODEL_AS_OF. Shared: treat as
+    read-only, or copy it with `clone_database`."""
+    import requests
+
+    from crm_pipeline import pipeline
+    from crm_pipeline.config import get_shop
+    from crm_pipeline.extract.run import run_intake
+    from crm_pipeline.sandbox.intake_files import write_intake_xlsx
+
+    requests.post(sandbox.url + "/_control/reset", json={"throttle": False}, timeout=5)
+    url = make_database("modeled")
+    for shop_id in pipeline.api_shop_ids():
+        pipeline.extract_shop(shop_id, MODEL_AS_OF, url=url)
+    sheet = tmp_path_factory.mktemp("intake") / "wechat_orders.xlsx"
+    write_intake_xlsx(sandbox.state.world, "wechat_social", MODEL_AS_OF, sheet)
+    run_intake(sheet, get_shop("wechat_social"), url=url)
+    pipeline.transform(MODEL_AS_OF, url=url)
+    requests.post(sandbox.url + "/_control/reset", json={"throttle": True}, timeout=5)
+    return url
+
+
+@pytest.fixture(scope="session")
+def clone_database(server_url, make_database):
+    """Factory: a copy of a database (create database ... template ...), dropped at the end."""
+    import psycopg
+
+    def clone(source_url: str, label: str) -> str:
+        target = make_database(label, migrated=False)
+        name = target.rsplit("/", 1)[1]
+        source = source_url.rsplit("/", 1)[1]
+        with psycopg.connect(server_url, autocommit=True) as conn:
+            conn.execute(f'drop database "{name}"')
+            conn.execute(f"select pg_terminate_backend(pid) from pg_stat_activity where datname = %s", (source,))
+            conn.execute(f'create database "{name}" template "{source}"')
+        return target
+
+    return clone

@@ -1,7 +1,7 @@
 {{ config(indexes=[{'columns': ['customer_id']}]) }}
 -- Lifecycle stage history (R17) as intervals [valid_from, valid_to): the stage
 -- on any day is the row covering it. Stages:
---   prospect   ordered but never paid (yet)
+--   prospect   ordered but never kept a purchase (unpaid, closed, or refunded)
 --   new        first paid order
 --   returning  a further paid order
 --   loyal      lifecycle_loyal_min_orders or more paid orders
@@ -23,10 +23,10 @@ prev as (
 ),
 
 first_orders as (
-    -- orders placed and never paid (still unpaid, or closed unpaid): a prospect's orders
+    -- orders that are not a kept purchase (unpaid, closed unpaid, refunded): a prospect's orders
     select customer_id, min(created_at) as first_order_at
     from {{ ref('int_customer_orders') }}
-    where not is_paid_as_of and not is_refunded_as_of
+    where not is_paid_as_of
     group by customer_id
 ),
 

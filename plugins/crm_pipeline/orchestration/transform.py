@@ -56,6 +56,9 @@ def dbt_task_group(group_id: str = "transform"):
                                          invocation_mode=InvocationMode.DBT_RUNNER,
                                          dbt_executable_path=str(dbt_bin) if dbt_bin.exists() else "dbt"),
         render_config=RenderConfig(load_method=LoadMode.DBT_MANIFEST, test_behavior=TestBehavior.BUILD,
+                                   # a test over two models (relationships) runs once both are built,
+                                   # in its own task; inline it would run before its other parent exists
+                                   should_detach_multiple_parents_tests=True,
                                    emit_datasets=False),
         operator_args={
             "install_deps": False,

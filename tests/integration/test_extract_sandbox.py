@@ -1,0 +1,282 @@
+"""Connectors against the sandbox platforms, landing into a real PostgreSQL.
+
+Ground truth is the sandbox's own world: every order the platform would report
+for the window must end either in the raw table or in raw.quarantine.
+Every injected fault ends either in exactly the rows a fault-free run lands, or
+in a clear ExtractError naming platform and shop with nothing landed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import date, datetime, timedelta
+
+import pytest
+from helpers import fault, reset, rows, shop, table_digest
+
+pytestmark = pytest.mark.integration
+
+AS_OF = date(2026, 11, 18)
+START = date(2026, 5, 1)
+API_SHOPS = {"tmall_flagship": "taobao_trades", "jd_pop": "jd_orders", "shopify_global": "shopify_orders",
+             "woo_site": "woocommerce_orders"}
+
+
+def small_shop(shop_id: str, page_size: int = 3, **options):
+    s = shop(shop_id)
+    return dataclasses.replace(s, start_date=START, options={**s.options, "page_size": page_size, "timeout": 1,
+                                                             **options})
+
+
+def extract(shop_cfg, url, sleeps=None, **kwargs):
+    from crm_pipeline.extract.base import RetryPolicy
+    from crm_pipeline.extract.run import connector_for, run_extract
+
+    sleeps = [] if sleeps is None else sleeps
+    connector = connector_for(shop_cfg, sleep=sleeps.append, retry=RetryPolicy(attempts=4, backoff=0.01, timeout=1))
+    return run_extract(shop_cfg, "nightly", AS_OF, url=url, connector=connector, **kwargs)
+
+
+def expected_ids(sandbox, shop_cfg) -> set[str]:
+    """Order ids the platform reports for [start of START, end of AS_OF] (sandbox world)."""
+    from crm_pipeline.extract.base import local_day_bounds
+    from crm_pipeline.sandbox import formats
+
+    world = sandbox.state.world
+    start = local_day_bounds(START, shop_cfg.tz)[0]
+    end = local_day_bounds(AS_OF, shop_cfg.tz)[1]
+    orders = world.modified_between(shop_cfg.shop_id, start, end)
+    if shop_cfg.platform == "jd":
+        orders = [o for o in orders if formats.jd_visible(o, end)]
+    return {o.order_id for o in orders}
+
+
+def landed_ids(url, table) -> set[str]:
+    return {r[0] for r in rows(url, f"select order_id from raw.{table}")}
+
+
+def quarantined(url, shop_id) -> list[tuple[str, str]]:
+    return rows(url, "select record_ref, reason from raw.quarantine where shop_id = %s order by 1, 2", shop_id)
+
+
+@pytest.fixture(scope="module")
+def baselines(sandbox, make_database):
+    """One fault-free run per shop: database url and table digest."""
+    reset(sandbox, throttle=False)
+    out = {}
+    for shop_id, table in API_SHOPS.items():
+        url = make_database("base")
+        result = extract(small_shop(shop_id), url)
+        out[shop_id] = (url, table_digest(url, f"raw.{table}", "order_id", exclude=("batch_id", "loaded_at")),
+                        result)
+    return out
+
+
+@pytest.mark.parametrize("shop_id", sorted(API_SHOPS))
+def test_fault_free_run_lands_every_order_the_platform_reports(shop_id, sandbox, baselines):
+    url, _digest, result = baselines[shop_id]
+    table = API_SHOPS[shop_id]
+    want = expected_ids(sandbox, small_shop(shop_id))
+    landed = landed_ids(url, table)
+    quarantine_refs = {ref for ref, _ in quarantined(url, shop_id)}
+    assert want, "the window must hold orders for this test to mean anything"
+    assert result.pages > 2, "small page size: several pages per run"
+    assert landed | quarantine_refs == want
+    assert not landed & quarantine_refs
+    # the run's own bookkeeping balances (received = landed + quarantined)
+    batch = rows(url, "select status, received, landed, quarantined from ops.load_batches where batch_id = %s",
+                 result.batch_id)[0]
+    assert batch[0] == "succeeded" and batch[1] == batch[2] + batch[3]
+    assert batch[2] >= len(landed)  # records, one order may come in several daily windows
+    # the watermark moved to the end of the business day
+    wm = rows(url, "select watermark from ops.watermarks where shop_id = %s", shop_id)[0][0]
+    assert wm.astimezone(small_shop(shop_id).tz).date() == AS_OF + timedelta(days=1)
+
+
+DIRTY_KEY = {"shopify": 7, "woocommerce": 11, "jd": 13, "taobao": 17}  # sandbox/server.py Handler._dirty
+
+
+def test_dirty_records_are_quarantined_with_a_reason(sandbox, baselines):
+    """Bad phone (Shopify), negative total (Woo), impossible date (JD), unknown status (TOP)."""
+    total = 0
+    for shop_id in API_SHOPS:
+        s = small_shop(shop_id)
+        url = baselines[shop_id][0]
+        dirty = {o.order_id for o in sandbox.state.world.by_shop[shop_id]
+                 if o.seq % 499 == DIRTY_KEY[s.platform] and o.order_id in expected_ids(sandbox, s)}
+        got = quarantined(url, shop_id)
+        assert {ref for ref, _ in got} == dirty, shop_id
+        assert all(reason.strip() for _, reason in got)
+        total += len(dirty)
+    assert total > 0, "the window holds dirty records on at least one platform"
+
+
+ONE_SHOT = ["throttle", "server_error", "timeout", "truncated", "duplicate"]
+
+
+@pytest.mark.parametrize("kind", ONE_SHOT)
+@pytest.mark.parametrize("shop_id", sorted(API_SHOPS))
+def test_one_shot_fault_lands_exactly_the_fault_free_rows(shop_id, kind, sandbox, baselines, make_database):
+    reset(sandbox, throttle=False)
+    platform = small_shop(shop_id).platform
+    params = {"delay": 2} if kind == "timeout" else {"ban_seconds": 3} if kind == "throttle" else {}
+    fault(sandbox, target=platform, kind=kind, times=1, after=2, shop=shop_id, params=params)
+    url = make_database("fault")
+    sleeps: list[float] = []
+    extract(small_shop(shop_id), url, sleeps=sleeps)
+    reset(sandbox, throttle=False)
+    _base_url, digest, _ = baselines[shop_id]
+    assert table_digest(url, f"raw.{API_SHOPS[shop_id]}", "order_id", exclude=("batch_id", "loaded_at")) == digest
+    if kind in ("throttle", "server_error", "timeout", "truncated"):
+        assert sleeps, "a transient fault is retried after a wait"
+    if kind == "throttle" and platform == "taobao":
+        assert 3.0 in sleeps, "TOP error code 7: wait as long as sub_msg says"
+
+
+@pytest.mark.parametrize("kind", ["server_error", "timeout", "truncated"])
+@pytest.mark.parametrize("shop_id", ["tmall_flagship", "shopify_global"])
+def test_persistent_fault_fails_clearly_and_lands_nothing(shop_id, kind, sandbox, make_database):
+    from crm_pipeline.extract.base import ExtractError
+
+    reset(sandbox, throttle=False)
+    platform = small_shop(shop_id).platform
+    # let a few pages through first: the failure happens mid-run
+    fault(sandbox, target=platform, kind=kind, times=-1, after=3, shop=shop_id,
+          params={"delay": 1.5} if kind == "timeout" else {})
+    url = make_database("persist")
+    try:
+        with pytest.raises(ExtractError) as err:
+            extract(small_shop(shop_id), url)
+    finally:
+        reset(sandbox, throttle=False)
+    assert platform in str(err.value) and shop_id in str(err.value)
+    assert rows(url, f"select count(*) from raw.{API_SHOPS[shop_id]}")[0][0] == 0
+    assert rows(url, f"select count(*) from raw.{API_SHOPS[shop_id]}_versions")[0][0] == 0
+    assert rows(url, "select count(*) from raw.quarantine")[0][0] == 0
+    assert rows(url, "select count(*) from ops.watermarks")[0][0] == 0
+    status, error = rows(url, "select status, error from ops.load_batches")[0]
+    assert status == "failed" and error
+
+
+def test_record_without_an_id_is_quarantined_not_dropped(sandbox, baselines, make_database):
+    reset(sandbox, throttle=False)
+    fault(sandbox, target="woocommerce", kind="malformed", times=1, after=1, shop="woo_site",
+          params={"variant": "missing_id"})
+    url = make_database("malformed")
+    result = extract(small_shop("woo_site"), url)
+    reset(sandbox, throttle=False)
+    base_url, digest, base_result = baselines["woo_site"]
+    assert table_digest(url, "raw.woocommerce_orders", "order_id", exclude=("batch_id", "loaded_at")) == digest
+    extra = set(quarantined(url, "woo_site")) - set(quarantined(base_url, "woo_site"))
+    assert len(extra) == 1 and "id" in next(iter(extra))[1].lower()
+    assert result.counts.received == base_result.counts.received + 1
+
+
+def test_wrong_secret_is_rejected_naming_the_shop(sandbox, make_database):
+    from crm_pipeline.extract.base import ExtractError
+
+    reset(sandbox, throttle=False)
+    s = small_shop("tmall_flagship")
+    bad = dataclasses.replace(s, credentials={**s.credentials, "app_secret": "not-the-secret"})
+    url = make_database("badsig")
+    with pytest.raises(ExtractError, match="tmall_flagship") as err:
+        extract(bad, url)
+    assert "Signature" in str(err.value) or "signature" in str(err.value)
+    assert rows(url, "select count(*) from raw.taobao_trades")[0][0] == 0
+
+
+def test_missing_credential_names_platform_and_shop(monkeypatch, make_database):
+    from crm_pipeline.config import get_shop
+    from crm_pipeline.extract.base import ExtractError
+
+    monkeypatch.delenv("CRM_SECRET_JD_POP_ACCESS_TOKEN", raising=False)
+    s = get_shop("jd_pop")
+    with pytest.raises(ExtractError) as err:
+        extract(dataclasses.replace(s, start_date=START), make_database("nocred"))
+    assert "jd" in str(err.value) and "jd_pop" in str(err.value) and "access_token" in str(err.value)
+
+
+def test_unreachable_api_fails_naming_platform_and_shop(make_database):
+    from crm_pipeline.extract.base import ExtractError
+
+    s = dataclasses.replace(small_shop("shopify_global"), base_url="http://127.0.0.1:9/admin/api/2025-10")
+    with pytest.raises(ExtractError, match="shopify.*shopify_global|shopify_global") as err:
+        extract(s, make_database("unreach"))
+    assert "connect" in str(err.value)
+
+
+def test_rerun_with_overlap_adds_no_versions(sandbox, baselines):
+    """The next night re-reads the overlap window: unchanged orders add no version."""
+    reset(sandbox, throttle=False)
+    url, digest, _ = baselines["tmall_flagship"]
+    before = rows(url, "select count(*) from raw.taobao_trades_versions")[0][0]
+    result = extract(small_shop("tmall_flagship"), url)
+    assert result.counts.received > 0, "the overlap window is re-read"
+    assert result.counts.new_versions == 0
+    assert rows(url, "select count(*) from raw.taobao_trades_versions")[0][0] == before
+    assert table_digest(url, "raw.taobao_trades", "order_id", exclude=("batch_id", "loaded_at")) == digest
+
+
+def test_status_history_keeps_every_version(sandbox, make_database):
+    """Two nights: orders that changed status in between have two versions (paid -> shipped ...)."""
+    from crm_pipeline.extract.base import RetryPolicy
+    from crm_pipeline.extract.run import connector_for, run_extract
+
+    reset(sandbox, throttle=False)
+    url = make_database("history")
+    s = small_shop("tmall_flagship", page_size=40)
+    for day in (date(2026, 11, 10), date(2026, 11, 16)):
+        run_extract(s, "nightly", day, url=url,
+                    connector=connector_for(s, sleep=lambda _s: None, retry=RetryPolicy(attempts=3, timeout=2)))
+    multi = rows(url, "select order_id, count(*) from raw.taobao_trades_versions group by 1 having count(*) > 1")
+    assert multi, "orders that moved on between the two nights keep both versions"
+    oid = multi[0][0]
+    statuses = [r[0] for r in rows(url, "select payload->>'status' from raw.taobao_trades_versions"
+                                        " where order_id = %s order by source_updated_at", oid)]
+    current = rows(url, "select payload->>'status' from raw.taobao_trades where order_id = %s", oid)[0][0]
+    assert len(set(statuses)) > 1
+    assert current == statuses[-1]
+
+
+def test_backfill_reads_created_range_and_keeps_watermark(sandbox, make_database):
+    from crm_pipeline.extract.base import RetryPolicy
+    from crm_pipeline.extract.run import connector_for, run_extract
+
+    reset(sandbox, throttle=False)
+    url = make_database("backfill")
+    s = small_shop("tmall_flagship", page_size=40)
+    result = run_extract(s, "backfill", start_date=date(2026, 9, 1), end_date=date(2026, 9, 10), url=url,
+                         connector=connector_for(s, sleep=lambda _s: None, retry=RetryPolicy(attempts=3)))
+    created = [r[0] for r in rows(url, "select (payload->>'created')::timestamp from raw.taobao_trades")]
+    assert result.counts.landed > 0
+    assert all(datetime(2026, 9, 1) <= c < datetime(2026, 9, 11) for c in created)
+    assert rows(url, "select count(*) from ops.watermarks")[0][0] == 0
+
+
+def test_order_updated_while_paging_is_not_lost(make_database, tmp_path):
+    """An order modified mid-read shifts offset pages; the count check re-reads the window."""
+    from crm_pipeline.sandbox.server import SandboxServer
+
+    # its own world (a different size): this fault mutates the world it runs in
+    server = SandboxServer(port=0, anchor=date(2026, 11, 20), persons=157, log_dir=tmp_path, throttle=False).start()
+    try:
+        for shop_id, platform, table in (("woo_site", "woocommerce", "woocommerce_orders"),
+                                         ("jd_pop", "jd", "jd_orders")):
+            s = small_shop(shop_id, page_size=3)
+            s = dataclasses.replace(s, base_url=s.base_url.replace(_sandbox_root(s.base_url), server.url))
+            fault(server, target=platform, kind="update_while_paging", times=1, after=1, shop=shop_id)
+            url = make_database("uwp")
+            result = extract(s, url)
+            want = expected_ids(server, s)
+            got = landed_ids(url, table) | {ref for ref, _ in quarantined(url, shop_id)}
+            assert got == want, f"{shop_id}: lost {sorted(want - got)[:5]}"
+            assert result.passes_retried >= 0
+    finally:
+        server.stop()
+
+
+def _sandbox_root(base_url: str) -> str:
+    from urllib.parse import urlsplit
+
+    p = urlsplit(base_url)
+    return f"{p.scheme}://{p.netloc}"

@@ -1,0 +1,208 @@
+"""Outreach on the modelled warehouse: planning through the policy into the ledger,
+exactly-once pushes to the sandbox gateways under faults, opt-outs, call lists."""
+
+from __future__ import annotations
+
+from collections import Counter
+import pytest
+from conftest import MODEL_AS_OF
+from helpers import fault, gateway_messages, reset, rows, table_digest
+
+pytestmark = pytest.mark.integration
+NOW = "2026-11-21T10:30:00+08:00"  # the morning after the business day, outside quiet hours
+
+
+@pytest.fixture(scope="module")
+def planned(modeled, clone_database, monkeypatch_module, tmp_path_factory, sandbox):
+    """A copy of the modelled warehouse with the day's outreach planned into the ledger."""
+    from crm_pipeline import pipeline
+    from crm_pipeline.settings import reload_settings
+
+    monkeypatch_module.setenv("CRM_NOW", NOW)
+    monkeypatch_module.setenv("CRM_OUT_DIR", str(tmp_path_factory.mktemp("out")))
+    reload_settings()
+    url = clone_database(modeled, "planned")
+    facts = pipeline.plan_outreach(MODEL_AS_OF, url)
+    return url, facts
+
+
+LEDGER_COLS = ("planned_at", "updated_at")
+
+
+def test_plan_fills_the_ledger_and_explains_every_suppression(planned):
+    url, facts = planned
+    ledger = dict(rows(url, "select message_type, count(*) from outreach.message_ledger group by 1"))
+    assert sum(ledger.values()) > 0
+    assert rows(url, "select count(*) from outreach.message_ledger where status <> 'pending'")[0][0] == 0
+    rules = dict(rows(url, "select rule, count(*) from outreach.suppressions group by 1"))
+    assert rules, "some candidates are always stopped by a rule (cap, quiet hours, no contact ...)"
+    assert rows(url, "select count(*) from outreach.suppressions where coalesce(detail, '') = ''")[0][0] == 0
+
+
+def test_replanning_the_same_day_changes_nothing(planned):
+    from crm_pipeline import pipeline
+
+    url, _ = planned
+    before = (table_digest(url, "outreach.message_ledger", "idempotency_key", exclude=LEDGER_COLS),
+              rows(url, "select count(*) from outreach.suppressions")[0][0])
+    pipeline.plan_outreach(MODEL_AS_OF, url)
+    after = (table_digest(url, "outreach.message_ledger", "idempotency_key", exclude=LEDGER_COLS),
+             rows(url, "select count(*) from outreach.suppressions")[0][0])
+    assert after == before
+
+
+def test_marketing_frequency_cap(planned):
+    """R14: at most one marketing message per customer per channel (and overall) in the cap window."""
+    url, _ = planned
+    over = rows(url, "select customer_id, count(*) from outreach.message_ledger where message_class = 'marketing'"
+                     " group by 1 having count(*) > 1")
+    assert over == []
+
+
+def test_messages_are_rendered_and_outside_quiet_hours(planned):
+    url, _ = planned
+    assert rows(url, "select count(*) from outreach.message_ledger where body is null or body like '%%{{%%'")[0][0] == 0
+    hours = rows(url, "select distinct extract(hour from send_after at time zone 'Asia/Shanghai')::int"
+                      " from outreach.message_ledger")
+    assert all(9 <= h < 21 for (h,) in hours), hours
+
+
+def test_opted_out_customers_are_never_planned(planned, modeled, clone_database):
+    """R13: opt-out is absolute, by customer or by contact, for marketing and transactional alike."""
+    from crm_pipeline import pipeline
+
+    url, _ = planned
+    picks = rows(url, "select distinct on (customer_id) customer_id, channel, recipient from outreach.message_ledger"
+                      " order by customer_id, channel limit 4")
+    assert len(picks) == 4
+    other = clone_database(modeled, "optout")
+    by_customer, by_contact = picks[:2], picks[2:]
+    for customer, channel, _ in by_customer:
+        rows_ = rows(other, "insert into outreach.optouts (channel, customer_id, source) values (%s, %s, 'cli')"
+                            " returning optout_id", channel, customer)
+        assert rows_
+    for _, channel, recipient in by_contact:
+        rows(other, "insert into outreach.optouts (channel, contact, source) values (%s, %s, 'td_reply')"
+                    " returning optout_id", channel, recipient)
+    pipeline.plan_outreach(MODEL_AS_OF, other)
+    for customer, channel, _ in picks:
+        sent = rows(other, "select count(*) from outreach.message_ledger where customer_id = %s and channel = %s",
+                    customer, channel)[0][0]
+        assert sent == 0, customer
+        why = rows(other, "select rule from outreach.suppressions where customer_id = %s and channel = %s",
+                   customer, channel)
+        assert ("opted_out",) in why
+
+
+def _push(url, gateway_timeout: float = 10.0):
+    import psycopg
+
+    from crm_pipeline.clock import now
+    from crm_pipeline.outreach.gateways import build_gateways, load_gateway_config
+    from crm_pipeline.outreach.policy import load_policy
+    from crm_pipeline.outreach.push import push
+    from crm_pipeline.settings import get_settings
+
+    cfg_dir = get_settings().config_dir
+    gw = load_gateway_config(cfg_dir / "gateways.yml")
+    for channel in gw["channels"].values():
+        channel["timeout"] = gateway_timeout
+    with psycopg.connect(url) as conn:
+        return push(conn, build_gateways(gw), load_policy(cfg_dir / "policy.yml"), now())
+
+
+def _assert_exactly_once(url, sandbox):
+    msgs = gateway_messages(sandbox)
+    accepted = rows(url, "select channel, count(*) from outreach.message_ledger where status = 'accepted' group by 1")
+    by_gateway = Counter(m["gateway"] for m in msgs)
+    assert dict(accepted).get("sms", 0) == by_gateway.get("aliyun", 0)
+    assert dict(accepted).get("email", 0) == by_gateway.get("sendgrid", 0)
+    assert dict(accepted).get("webhook", 0) == by_gateway.get("webhook", 0)
+    sms = Counter((m["out_id"], m["to"]) for m in msgs if m["gateway"] == "aliyun")
+    assert max(sms.values(), default=1) == 1, "an SMS went out twice"
+    keyed = Counter(m["out_id"] for m in msgs if m["gateway"] != "aliyun")
+    assert max(keyed.values(), default=1) == 1, "an e-mail or webhook message went out twice"
+    return len(msgs)
+
+
+def test_push_is_exactly_once_under_gateway_faults(planned, clone_database, sandbox):
+    url = clone_database(planned[0], "push")
+    reset(sandbox, messages=True)
+    fault(sandbox, target="aliyun", kind="server_error", times=1)
+    fault(sandbox, target="aliyun", kind="throttle", times=1)
+    fault(sandbox, target="aliyun", kind="accept_then_timeout", times=1, after=1, params={"delay": 1.5})
+    fault(sandbox, target="sendgrid", kind="server_error", times=1)
+    fault(sandbox, target="sendgrid", kind="accept_then_timeout", times=1, params={"delay": 1.5})
+    first = _push(url, gateway_timeout=0.7)
+    assert first.unknown >= 1, "the accepted-then-timed-out batch is recorded as unknown, not resent"
+    reset(sandbox)
+    second = _push(url)
+    assert second.reconciled_accepted >= 1
+    left = dict(rows(url, "select status, count(*) from outreach.message_ledger"
+                          " where send_after <= %s::timestamptz group by 1", NOW))
+    assert set(left) <= {"accepted", "cancelled", "failed"}, left  # later rows wait for their send_after
+    n = _assert_exactly_once(url, sandbox)
+    assert n > 0
+    third = _push(url)
+    assert third.accepted == 0 and len(gateway_messages(sandbox)) == n
+
+
+def test_crash_after_claim_resends_only_what_the_gateway_never_got(planned, clone_database, sandbox):
+    """A push killed between claiming rows and the HTTP call leaves rows in 'sending'."""
+    url = clone_database(planned[0], "crash")
+    reset(sandbox, messages=True)
+    claimed = rows(url, "update outreach.message_ledger set status = 'sending', attempts = 1,"
+                        " updated_at = now() - interval '1 hour' where idempotency_key in"
+                        " (select idempotency_key from outreach.message_ledger order by 1 limit 5)"
+                        " returning idempotency_key")
+    assert len(claimed) == 5
+    stats = _push(url)
+    assert stats.reconciled_resend == 5
+    _assert_exactly_once(url, sandbox)
+    assert rows(url, "select count(*) from outreach.message_ledger where status in ('sending', 'unknown', 'pending')"
+                     " and send_after <= %s::timestamptz", NOW)[0][0] == 0
+
+
+def test_call_list_and_outcome_import(planned, clone_database, tmp_path):
+    """R7/R8: per-agent sheets; a filled sheet feeds outcomes and opt-outs; a bad sheet applies nothing."""
+    from openpyxl import load_workbook
+
+    from crm_pipeline import pipeline
+    from crm_pipeline.outreach.calls import OutcomeSheetError, import_outcomes
+    from crm_pipeline.warehouse import connect
+
+    url = clone_database(planned[0], "calls")
+    facts = pipeline.call_list(MODEL_AS_OF, url)
+    assert facts["entries"] > 0 and facts["entries"] <= facts["capacity"]
+    agent_files = [p for k, p in facts["paths"].items() if k not in ("combined", "csv")]
+    assert agent_files
+    from pathlib import Path
+
+    path = Path(agent_files[0])
+    wb = load_workbook(path)
+    ws = wb.worksheets[0]
+    headers = [str(c.value or "") for c in ws[2]]
+    col = {h.split(" ")[-1]: i + 1 for i, h in enumerate(headers)}
+    assert ws.freeze_panes.endswith("3"), "title and header rows stay visible"
+    ws.cell(3, col["reached"], "是")
+    ws.cell(3, col["resolved"], "否")
+    ws.cell(3, col["birthday"], "1990-05-17")
+    ws.cell(3, col["opt_out"], "是")
+    good = tmp_path / "filled.xlsx"
+    wb.save(good)
+    customer = ws.cell(3, col["customer_id"]).value
+
+    ws.cell(4, col["reached"], "也许")  # not yes/no: the whole sheet is rejected
+    bad = tmp_path / "bad.xlsx"
+    wb.save(bad)
+    with connect(url) as conn:
+        with pytest.raises(OutcomeSheetError, match="row 4"):
+            import_outcomes(conn, bad)
+    assert rows(url, "select count(*) from outreach.call_outcomes")[0][0] == 0
+    with connect(url) as conn:
+        result = import_outcomes(conn, good)
+    assert result["outcomes"] == 1 and result["opt_outs"] == 1
+    assert rows(url, "select birthday::text, resolved from outreach.call_outcomes where customer_id = %s",
+                customer) == [("1990-05-17", False)]
+    assert rows(url, "select channel, source from outreach.optouts where customer_id = %s", customer) == [
+        ("all", "call_outcome")]
