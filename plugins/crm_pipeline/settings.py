@@ -43,6 +43,24 @@ ENV_VARS: dict[str, tuple[str, str]] = {
     "CRM_INTRADAY_MINUTES": ("30", "Interval of the intraday transactional DAG."),
     "CRM_NOW": ("", "Pin the pipeline clock (ISO 8601 with offset); `make demo` pins the morning after CRM_DEMO_DATE."),
     "CRM_NIGHTLY_CRON": ("30 2 * * *", "Nightly schedule in CRM_TIMEZONE (lists ready well before 08:00)."),
+    "CRM_ANALYST_PASSWORD": ("", "`crm setup-roles`: login password for crm_analyst (unset = role without login)."),
+    "CRM_OPS_PASSWORD": ("", "`crm setup-roles`: login password for crm_ops (unset = role without login)."),
+}
+
+# Variables only docker-compose.yml reads (the deployment, not the pipeline).
+DEPLOY_ENV_VARS: dict[str, tuple[str, str]] = {
+    "CRM_IMAGE": ("crm-pipeline:latest", "Image tag built from docker/Dockerfile."),
+    "AIRFLOW_IMAGE": ("apache/airflow:3.3.2-python3.11", "Base Airflow image of docker/Dockerfile."),
+    "AIRFLOW_UID": ("50000", "UID the Airflow containers run as (set to `id -u` so ./out is yours)."),
+    "AIRFLOW_DB_PASSWORD": ("airflow", "Password of the Airflow metadata Postgres."),
+    "AIRFLOW_FERNET_KEY": ("", "Fernet key encrypting Airflow connections (generate one for production)."),
+    "AIRFLOW_JWT_SECRET": ("change-me", "Secret the api-server signs task tokens with."),
+    "AIRFLOW_API_PORT": ("8080", "Host port of the Airflow UI/API."),
+    "AIRFLOW_ADMIN_USER": ("admin", "First UI user created by airflow-init."),
+    "AIRFLOW_ADMIN_PASSWORD": ("admin", "Its password."),
+    "CRM_WAREHOUSE_PASSWORD": ("crm", "Password of the warehouse Postgres service."),
+    "CRM_WAREHOUSE_PORT": ("55432", "Host port of the warehouse Postgres (analysts connect here)."),
+    "FLOWER_PORT": ("5555", "Host port of Celery Flower (`--profile flower`)."),
 }
 
 

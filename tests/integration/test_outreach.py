@@ -206,3 +206,35 @@ def test_call_list_and_outcome_import(planned, clone_database, tmp_path):
                 customer) == [("1990-05-17", False)]
     assert rows(url, "select channel, source from outreach.optouts where customer_id = %s", customer) == [
         ("all", "call_outcome")]
+
+
+def test_rerun_after_push_does_not_redecide_the_loser(warehouse):
+    """R14 + idempotency: two marketing messages compete for one customer's cap; the
+    loser is suppressed. After the winner is sent, replanning the same day must not
+    record a second, different reason for the loser (same ledger, same suppressions)."""
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    from crm_pipeline.outreach.ledger import Proposal, plan
+    from crm_pipeline.outreach.policy import Candidate, load_policy
+    from crm_pipeline.settings import get_settings
+    from crm_pipeline.warehouse import connect
+
+    cfg = get_settings().config_dir
+    policy = load_policy(cfg / "policy.yml")
+    now = datetime(2026, 11, 21, 10, 30, tzinfo=ZoneInfo("Asia/Shanghai"))
+    proposals = [Proposal(Candidate(f"{t}:C1:sms", t, "sms", "C1", "+8613912345678", now), t,
+                          {"name": "王芳", "product": "面霜", "days_ago": 30}) for t in ("care", "repurchase_reminder")]
+
+    def run():
+        with connect(warehouse) as conn:
+            plan(conn, proposals, policy, now, MODEL_AS_OF, cfg / "templates", "悦己生活")
+
+    run()
+    ledger = rows(warehouse, "select idempotency_key from outreach.message_ledger")
+    suppressed = rows(warehouse, "select idempotency_key, rule from outreach.suppressions order by 1, 2")
+    assert len(ledger) == 1 and len(suppressed) == 1, (ledger, suppressed)
+    rows(warehouse, "update outreach.message_ledger set status = 'accepted' returning 1")
+    run()
+    assert rows(warehouse, "select idempotency_key, rule from outreach.suppressions order by 1, 2") == suppressed
+    assert rows(warehouse, "select idempotency_key from outreach.message_ledger") == ledger

@@ -78,8 +78,13 @@ def plan(conn, proposals: list[Proposal], policy: Policy, now: datetime, as_of: 
         return stats
     record_policy_facts(conn, as_of, policy)
     keys = [p.candidate.key for p in proposals]
+    # decided before: planned into the ledger, or suppressed when this business day was
+    # planned (a rerun must not re-decide it against a history that now holds the
+    # winner of the first decision: same day, same ledger, same suppressions)
     existing = {r[0] for r in conn.execute(
-        "select idempotency_key from outreach.message_ledger where idempotency_key = any(%s)", (keys,))}
+        "select idempotency_key from outreach.message_ledger where idempotency_key = any(%s)"
+        " union select idempotency_key from outreach.suppressions where idempotency_key = any(%s)"
+        " and as_of_date = %s", (keys, keys, as_of))}
     fresh = [p for p in proposals if p.candidate.key not in existing]
     stats.already_planned = len(proposals) - len(fresh)
     if not fresh:

@@ -751,7 +751,7 @@ class SandboxServer:
 
     def __init__(self, port: int = 0, anchor: date | None = None, persons: int | None = None,
                  secrets: dict[str, str] | None = None, log_dir: Path | None = None, throttle: bool = True,
-                 dirty: bool = True):
+                 dirty: bool = True, host: str = "127.0.0.1"):
         from crm_pipeline.settings import get_settings
 
         settings = get_settings()
@@ -760,13 +760,14 @@ class SandboxServer:
         self.state = SandboxState(anchor or settings.sandbox_anchor, persons or settings.sandbox_persons,
                                   secrets if secrets is not None else env_secrets, log_dir, throttle, dirty)
         handler = type("BoundHandler", (Handler,), {"state": self.state})
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", port), handler)
+        self.httpd = ThreadingHTTPServer((host, port), handler)
         self.httpd.daemon_threads = True
         self.thread: threading.Thread | None = None
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        host = self.httpd.server_address[0]
+        return f"http://{'127.0.0.1' if host in ('0.0.0.0', '') else host}:{self.httpd.server_address[1]}"
 
     def start(self) -> "SandboxServer":
         self.thread = threading.Thread(target=self.httpd.serve_forever, name="sandbox", daemon=True)

@@ -1,0 +1,111 @@
+"""The real nightly DAG through Airflow (`crm demo` = `airflow dags test crm_nightly`),
+twice, against real PostgreSQL and the sandbox servers in their own process.
+
+The second run of the same logical date must change no table, list or ledger
+row, and the gateways must receive nothing new.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from helpers import rows, table_digest
+
+pytestmark = pytest.mark.e2e
+ROOT = Path(__file__).resolve().parents[2]
+AS_OF = "2026-11-20"
+TABLES = {
+    "raw.taobao_trades": "shop_id, order_id", "raw.jd_orders": "shop_id, order_id",
+    "raw.shopify_orders": "shop_id, order_id", "raw.woocommerce_orders": "shop_id, order_id",
+    "raw.intake_orders": "shop_id, order_id", "raw.quarantine": "payload_hash, reason",
+    "marts.fct_orders": "order_key", "marts.dim_customers": "customer_id", "marts.customer_rfm": "customer_id",
+    "marts.customer_lifecycle": "customer_id", "marts.customer_lifecycle_history": "customer_id, valid_from",
+    "marts.customer_tiers": "customer_id", "marts.kpi_daily": "kpi_date", "marts.customer_identities": "1, 2, 3, 4",
+    "outreach.message_ledger": "idempotency_key", "outreach.suppressions": "idempotency_key, rule",
+    "outreach.call_list_entries": "list_date, customer_id, call_round",
+}
+# columns that record *when* a row was written, not what it says
+VOLATILE = ("loaded_at", "batch_id", "planned_at", "updated_at", "created_at", "sent_at", "gateway_ref",
+            "quarantined_at", "quarantine_id", "dbt_updated_at", "snapshot_at")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def demo_env(make_database, tmp_path_factory):
+    home = tmp_path_factory.mktemp("e2e_home")
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DBT_TARGET_PATH", "DBT_LOG_PATH", "CRM_NOW",
+                                                                      "AIRFLOW_HOME", "AIRFLOW__"))}
+    env.update({
+        "CRM_HOME": str(home / "crm"),
+        "CRM_OUT_DIR": str(home / "out"),
+        "CRM_INTAKE_DIR": str(home / "inbox"),
+        "CRM_WAREHOUSE_URL": make_database("e2e", migrated=False),
+        "CRM_SANDBOX_PORT": str(port),
+        "CRM_SANDBOX_URL": f"http://127.0.0.1:{port}",
+        "CRM_SANDBOX_PERSONS": os.environ.get("CRM_E2E_PERSONS", "500"),
+        "CRM_DEMO_DATE": AS_OF,
+    })
+    return env, home
+
+
+def run_demo(env, home, n: int) -> dict:
+    out = home / f"summary_{n}.json"
+    proc = subprocess.run([sys.executable, "-m", "crm_pipeline.cli", "demo", "--json", str(out)], env=env,
+                          cwd=ROOT, capture_output=True, text=True, timeout=1200)
+    assert proc.returncode == 0, (proc.stdout[-3000:] + proc.stderr[-3000:])
+    return json.loads(out.read_text())
+
+
+def snapshot(url: str) -> dict[str, str]:
+    return {t: table_digest(url, t, key, exclude=VOLATILE) for t, key in TABLES.items()}
+
+
+@pytest.fixture(scope="module")
+def two_runs(demo_env):
+    env, home = demo_env
+    first = run_demo(env, home, 1)
+    after_first = snapshot(env["CRM_WAREHOUSE_URL"])
+    files_first = sorted(p.relative_to(home / "out").as_posix() for p in (home / "out").rglob("*") if p.is_file())
+    second = run_demo(env, home, 2)
+    after_second = snapshot(env["CRM_WAREHOUSE_URL"])
+    return first, second, after_first, after_second, files_first
+
+
+def test_first_run_lands_models_and_sends(two_runs, demo_env):
+    first, _, _, _, files = two_runs
+    env, home = demo_env
+    assert all(first["raw_landed_by_platform"][p] > 0 for p in ("taobao", "jd", "shopify", "woocommerce", "intake"))
+    assert first["customers"] > 0 and first["customers"] < first["identity_nodes"], "buyers were unified"
+    assert sum(first["rfm_segments"].values()) > 0 and first["rfm_method"] in ("quintile", "fixed")
+    assert sum(first["lifecycle_stages"].values()) == first["customers"]
+    assert first["ledger"].get("accepted", 0) > 0
+    assert first["gateway_messages_received"] == first["ledger"]["accepted"]
+    assert "2026-11-21/call_list.xlsx" in files and "2026-11-21/call_list.csv" in files
+    assert "2026-11-20/report.html" in files
+    url = env["CRM_WAREHOUSE_URL"]
+    # the raw quality gate ran before anything was modelled or sent
+    steps = [r[0] for r in rows(url, "select step from ops.run_log where as_of_date = %s order by recorded_at", AS_OF)]
+    assert steps.index("quality:raw_landing") < steps.index("outreach:plan")
+    assert rows(url, "select count(*) from ops.load_batches where status <> 'succeeded'")[0][0] == 0
+
+
+def test_second_run_changes_nothing(two_runs):
+    first, second, after_first, after_second, _ = two_runs
+    changed = [t for t in after_first if after_first[t] != after_second[t]]
+    assert not changed, f"a rerun of {AS_OF} changed {changed}"
+    assert second["gateway_messages_received"] == first["gateway_messages_received"], "nothing is sent twice"
+    for key in ("raw_landed_by_platform", "customers", "rfm_segments", "lifecycle_stages", "ledger",
+                "call_list_entries"):
+        assert second[key] == first[key], key
