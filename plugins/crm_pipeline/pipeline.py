@@ -100,6 +100,11 @@ def transform(as_of: date, url: str | None = None, select: str | None = None, fu
     run_dbt(["seed"] + (["--full-refresh"] if full_refresh else []), as_of, url)
     args = ["build"] + (["--select", select] if select else []) + (["--full-refresh"] if full_refresh else [])
     run_dbt(args, as_of, url)
+    from crm_pipeline.warehouse import connect
+    from crm_pipeline.warehouse.roles import refresh_masked_views
+
+    with connect(url) as conn:  # dbt's table swaps drop the dependent analyst views
+        refresh_masked_views(conn)
 
 
 def quality(checkpoint: str, as_of: date, url: str | None = None) -> dict:

@@ -23,10 +23,10 @@ AS_OF = "2026-11-20"
 TABLES = {
     "raw.taobao_trades": "shop_id, order_id", "raw.jd_orders": "shop_id, order_id",
     "raw.shopify_orders": "shop_id, order_id", "raw.woocommerce_orders": "shop_id, order_id",
-    "raw.intake_orders": "shop_id, order_id", "raw.quarantine": "payload_hash, reason",
+    "raw.intake_orders": "shop_id, order_id", "raw.quarantine": "platform, shop_id, payload_hash, reason",
     "marts.fct_orders": "order_key", "marts.dim_customers": "customer_id", "marts.customer_rfm": "customer_id",
-    "marts.customer_lifecycle": "customer_id", "marts.customer_lifecycle_history": "customer_id, valid_from",
-    "marts.customer_tiers": "customer_id", "marts.kpi_daily": "kpi_date", "marts.customer_identities": "1, 2, 3, 4",
+    "marts.customer_lifecycle": "customer_id", "marts.customer_lifecycle_history": "lifecycle_key",
+    "marts.customer_tiers": "customer_id", "marts.kpi_daily": "kpi_date", "marts.customer_identities": "identity_key",
     "outreach.message_ledger": "idempotency_key", "outreach.suppressions": "idempotency_key, rule",
     "outreach.call_list_entries": "list_date, customer_id, call_round",
 }

@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
-VAR = re.compile(r"\$\{([A-Z0-9_]+)(?::?-[^}]*)?\}")
+VAR = re.compile(r"(?<!\$)\$\{([A-Z0-9_]+)(?::?-[^}]*)?\}")
 
 
 @pytest.fixture(scope="module")

@@ -108,6 +108,16 @@ def dbt_unit_tests(as_of: str) -> None:
     run_dbt(["test", "--select", "test_type:unit"], _date(as_of))
 
 
+@task
+def refresh_analyst_views() -> list[str]:
+    """Re-create the masked analyst.* views (dbt's table swaps drop dependent views)."""
+    from crm_pipeline.warehouse import connect
+    from crm_pipeline.warehouse.roles import refresh_masked_views
+
+    with connect() as conn:
+        return refresh_masked_views(conn)
+
+
 @task(outlets=[OUTREACH_ASSET])
 def plan_outreach(as_of: str) -> dict:
     from crm_pipeline.pipeline import plan_outreach as plan

@@ -212,25 +212,30 @@ def decide(candidates: list[Candidate], policy: Policy, now: datetime, optouts: 
             best[slot] = (rank, c.key)
     winners = {v[1] for v in best.values()}
 
-    sent_marketing: list[Contact] = [h for h in history if h.message_class == "marketing"]
+    # marketing contacts per customer (a cap only ever looks at one customer's history)
+    sent_marketing: dict[str, list[Contact]] = {}
+    for h in history:
+        if h.message_class == "marketing":
+            sent_marketing.setdefault(h.customer_id, []).append(h)
     for c, at, rule in sorted(timed, key=lambda x: (x[1], x[2].priority, x[0].key)):
         if rule.message_class == "marketing":
             if c.key not in winners:
                 decisions[c.key] = Decision(c, None, "lower_priority",
                                             "another marketing message for this customer that day ranks higher")
                 continue
-            reason = _cap_reason(c, at, policy, sent_marketing)
+            mine = sent_marketing.setdefault(c.customer_id, [])
+            reason = _cap_reason(c, at, policy, mine)
             if reason:
                 decisions[c.key] = Decision(c, None, "frequency_cap", reason)
                 continue
-            sent_marketing.append(Contact(c.customer_id, c.channel, "marketing", at))
+            mine.append(Contact(c.customer_id, c.channel, "marketing", at))
         decisions[c.key] = Decision(c, at)
     return [decisions[c.key] for c in sorted(candidates, key=lambda c: c.key) if c.key in decisions]
 
 
-def _cap_reason(c: Candidate, at: datetime, policy: Policy, sent: list[Contact]) -> str | None:
+def _cap_reason(c: Candidate, at: datetime, policy: Policy, mine: list[Contact]) -> str | None:
+    """Why the caps stop ``c`` given this customer's marketing contacts ``mine``, or None."""
     cap = policy.channel_caps.get(c.channel)
-    mine = [h for h in sent if h.customer_id == c.customer_id]
     if cap is not None:
         window = timedelta(days=cap.days)
         n = sum(1 for h in mine if h.channel == c.channel and abs(at - h.at) < window)

@@ -132,9 +132,10 @@ def push(conn, gateways: dict[str, Gateway], policy: Policy, now: datetime, limi
     sent = 0
     type_filter = " and message_type = any(%(types)s)" if message_types else ""
     while limit is None or sent < limit:
+        # the (channel, template) group of the earliest due message (index scan, first row)
         group = conn.execute(
             "select channel, template from outreach.message_ledger where status = 'pending' and send_after <= %(now)s"
-            + type_filter + " group by channel, template order by min(send_after), channel, template limit 1",
+            + type_filter + " order by send_after limit 1",
             {"now": now, "types": list(message_types or ())},
         ).fetchone()
         if group is None:

@@ -50,7 +50,13 @@ def placeholders(folder: Path, name: str) -> set[str]:
         source = env.loader.get_source(env, name)[0]
     except Exception as exc:
         raise TemplateError(f"template {name} not found in {folder}") from exc
-    return set(meta.find_undeclared_variables(env.parse(source)))
+    return set(_undeclared(source))
+
+
+@lru_cache(maxsize=256)
+def _undeclared(source: str) -> frozenset[str]:
+    """Placeholders of a template source (parsed once per distinct source text)."""
+    return frozenset(meta.find_undeclared_variables(_env("/").parse(source)))
 
 
 def render(folder: Path, name: str, params: dict) -> Rendered:
