@@ -32,11 +32,12 @@ $(MANIFEST): $(STAMP) $(DBT_SOURCES)
 demo: bootstrap
 	$(BIN)/crm demo
 
+# two workers, whole files each: the end-to-end Airflow runs take one, the rest the other
 test: bootstrap
-	$(BIN)/python -m pytest tests
+	$(BIN)/python -m pytest tests -n 2 --dist loadfile
 
 test-fast: bootstrap
-	$(BIN)/python -m pytest tests -m "not e2e"
+	$(BIN)/python -m pytest tests -m "not e2e" -n 2 --dist loadfile
 
 bench: bootstrap
 	@for b in bench/*/run.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done

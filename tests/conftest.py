@@ -132,6 +132,14 @@ def fresh_sandbox(sandbox):
 MODEL_AS_OF = date(2026, 11, 20)
 
 
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 @pytest.fixture(scope="session")
 def modeled(sandbox, make_database, tmp_path_factory):
     """A warehouse with every sandbox shop extracted (full history), one intake sheet,

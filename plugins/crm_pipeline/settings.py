@@ -34,6 +34,7 @@ ENV_VARS: dict[str, tuple[str, str]] = {
     "CRM_SANDBOX_PORT": ("8765", "Port the sandbox server binds on 127.0.0.1."),
     "CRM_SANDBOX_ANCHOR": ("2026-11-20", "Last day of the sandbox's two years of synthetic history."),
     "CRM_SANDBOX_PERSONS": ("3000", "How many synthetic buyers the sandbox world holds."),
+    "CRM_SANDBOX_THROTTLE": ("1", "1 = the sandbox enforces the platforms' documented rate limits; 0 = off (tests, benchmarks)."),
     "CRM_DEMO_DATE": ("2026-11-20", "Logical date `make demo` runs the nightly DAG for."),
     "CRM_TIMEZONE": ("Asia/Shanghai", "Default shop time zone (schedules, quiet hours, date boundaries)."),
     "CRM_INTAKE_DIR": ("$CRM_HOME/inbox", "Spreadsheet inbox: <dir>/<shop_id>/*.xlsx|csv are imported nightly."),

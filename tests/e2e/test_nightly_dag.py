@@ -56,6 +56,7 @@ def demo_env(make_database, tmp_path_factory):
         "CRM_SANDBOX_URL": f"http://127.0.0.1:{port}",
         "CRM_SANDBOX_PERSONS": os.environ.get("CRM_E2E_PERSONS", "500"),
         "CRM_DEMO_DATE": AS_OF,
+        "CRM_SANDBOX_THROTTLE": "0",  # rate limits are covered by the connector tests
     })
     return env, home
 

@@ -162,19 +162,40 @@ def _fault_fired(sandbox) -> bool:
     return any(f["fired"] for f in requests.get(sandbox.url + "/_control/faults", timeout=5).json())
 
 
-def test_warehouse_restart_between_steps(planned_copy, sandbox):
-    """The embedded warehouse restarts between planning and pushing: nothing lost, nothing twice."""
-    if os.environ.get("CRM_WAREHOUSE_URL"):
-        pytest.skip("restarts only the embedded warehouse (CRM_WAREHOUSE_URL points at a shared server)")
-    from crm_pipeline.settings import get_settings
-    from crm_pipeline.warehouse.embedded import EmbeddedPostgres
+def test_warehouse_restart_between_steps(sandbox, tmp_path, monkeypatch):
+    """The warehouse restarts between planning and pushing: nothing lost, nothing twice.
+    Uses a private embedded PostgreSQL, so restarting it disturbs no other test."""
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
 
-    url = planned_copy
-    due = rows(url, "select count(*) from outreach.message_ledger where send_after <= '2026-11-21T10:30:00+08:00'")[0][0]
-    pg = EmbeddedPostgres(get_settings().home, get_settings().embedded_pg_port)
-    pg.stop()
-    pg.ensure_running()
-    _push(url)
-    _push(url)
-    assert rows(url, "select count(*) from outreach.message_ledger where status = 'accepted'")[0][0] == due
-    assert len(gateway_messages(sandbox)) == due
+    from crm_pipeline.outreach.ledger import Proposal, plan
+    from crm_pipeline.outreach.policy import Candidate, load_policy
+    from crm_pipeline.settings import get_settings, reload_settings
+    from crm_pipeline.warehouse import connect
+    from crm_pipeline.warehouse.embedded import EmbeddedPostgres
+    from crm_pipeline.warehouse.migrate import migrate
+
+    monkeypatch.setenv("CRM_NOW", "2026-11-21T10:30:00+08:00")
+    reload_settings()
+    from conftest import free_port
+
+    pg = EmbeddedPostgres(tmp_path / "pg_home", free_port())
+    url = pg.ensure_running()
+    try:
+        migrate(url)
+        cfg = get_settings().config_dir
+        now = datetime(2026, 11, 21, 10, 30, tzinfo=ZoneInfo("Asia/Shanghai"))
+        proposals = [Proposal(Candidate(f"campaign:t:C{i}:email", "campaign", "email", f"C{i}", f"c{i}@example.com",
+                                        now, campaign="t"), "campaign_vip_thanks", {"name": f"客户{i}", "tier_name": "金卡"})
+                     for i in range(250)]
+        with connect(url) as conn:
+            plan(conn, proposals, load_policy(cfg / "policy.yml"), now, MODEL_AS_OF, cfg / "templates", "悦己生活")
+        reset(sandbox, messages=True)
+        pg.stop()
+        url = pg.ensure_running()
+        _push(url)
+        _push(url)
+        assert rows(url, "select count(*) from outreach.message_ledger where status = 'accepted'")[0][0] == 250
+        assert len(gateway_messages(sandbox)) == 250
+    finally:
+        pg.stop()

@@ -49,3 +49,17 @@ def test_log_records_are_masked(caplog):
     with caplog.at_level(logging.INFO):
         logger.info("sending to %s", "13812345678")
     assert "13812345678" not in caplog.text and "138" in caplog.text
+
+
+def test_line_chart_keeps_x_order_of_the_data():
+    """Labels like 10% / 100% / 20% must not be sorted as text (the Pareto curve is monotone)."""
+    import re
+
+    from crm_pipeline.reporting.charts import lines
+
+    pts = [(f"{p}%", float(p)) for p in (0, 10, 20, 50, 100)]
+    svg = lines({"s": pts})
+    coords = re.search(r"<polyline points='([^']+)'", svg).group(1).split()
+    xs = [float(c.split(",")[0]) for c in coords]
+    ys = [float(c.split(",")[1]) for c in coords]
+    assert xs == sorted(xs) and ys == sorted(ys, reverse=True)

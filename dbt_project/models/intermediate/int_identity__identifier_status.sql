@@ -1,7 +1,9 @@
 -- Whether each identifier may link customers (R3):
 --   junk        placeholder values (seed junk_identifiers, repeated-digit numbers)
 --   over_cap    shared by more than identity_max_holders distinct people
---               (a shop's front-desk phone); people = distinct names, else nodes
+--               (a shop's front-desk phone); people = distinct names, else nodes;
+--               for name+address (the name is part of the value) always nodes, so a
+--               mailroom's "前台 + office address" cannot chain a whole company together
 --   split_rule  blocked by `crm identity split phone:+86...`
 --   used        links every node that carries it
 
@@ -25,7 +27,8 @@ per_identifier as (
         identifier_type,
         identifier_value,
         count(distinct node_key) as nodes,
-        count(distinct coalesce(holder, node_key)) as holders
+        count(distinct case when identifier_type = 'name_address' then node_key
+                            else coalesce(holder, node_key) end) as holders
     from identifiers
     group by identifier_type, identifier_value
 ),

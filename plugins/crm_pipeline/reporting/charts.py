@@ -26,7 +26,7 @@ def hbar(items: list[tuple[str, float]], width: int = 520, bar_h: int = 22, colo
     label_w = 150
     top = max(v for _, v in items) or 1
     h = bar_h * len(items) + 10
-    parts = [f"<svg viewBox='0 0 {width} {h}' width='{width}' height='{h}' role='img'>"]
+    parts = [f"<svg viewBox='0 0 {width} {h}' style='width:100%;max-width:{width}px;height:auto' role='img'>"]
     for i, (label, value) in enumerate(items):
         y = 5 + i * bar_h
         w = max(1, (width - label_w - 70) * value / top)
@@ -39,8 +39,9 @@ def hbar(items: list[tuple[str, float]], width: int = 520, bar_h: int = 22, colo
 
 def lines(series: dict[str, list[tuple[str, float]]], width: int = 760, height: int = 240,
           y_fmt=_fmt, area: bool = False) -> str:
-    """Line chart: series name -> [(x label, y)], x labels shared and ordered."""
-    xs = sorted({x for pts in series.values() for x, _ in pts})
+    """Line chart: series name -> [(x label, y)] in x order; labels are shared and keep
+    the order they first appear in (labels like "10%" or "01-05" do not sort as text)."""
+    xs = list(dict.fromkeys(x for pts in series.values() for x, _ in pts))
     if not xs:
         return "<p class='muted'>no data</p>"
     pad_l, pad_r, pad_t, pad_b = 56, 12, 12, 46
@@ -49,7 +50,7 @@ def lines(series: dict[str, list[tuple[str, float]]], width: int = 760, height: 
     sx = (width - pad_l - pad_r) / max(1, len(xs) - 1)
     sy = (height - pad_t - pad_b) / ((ymax - ymin) or 1)
     index = {x: i for i, x in enumerate(xs)}
-    parts = [f"<svg viewBox='0 0 {width} {height}' width='{width}' height='{height}' role='img'>"]
+    parts = [f"<svg viewBox='0 0 {width} {height}' style='width:100%;max-width:{width}px;height:auto' role='img'>"]
     for k in range(5):
         yv = ymin + (ymax - ymin) * k / 4
         y = height - pad_b - (yv - ymin) * sy
@@ -62,9 +63,10 @@ def lines(series: dict[str, list[tuple[str, float]]], width: int = 760, height: 
                          f"class='tick'>{escape(str(x))}</text>")
     for n, (name, pts) in enumerate(series.items()):
         color = PALETTE[n % len(PALETTE)]
-        coords = " ".join(f"{pad_l + index[x] * sx:.1f},{height - pad_b - (y - ymin) * sy:.1f}" for x, y in sorted(pts))
+        pts = sorted(pts, key=lambda p: index[p[0]])
+        coords = " ".join(f"{pad_l + index[x] * sx:.1f},{height - pad_b - (y - ymin) * sy:.1f}" for x, y in pts)
         if area and pts:
-            first, last = sorted(pts)[0][0], sorted(pts)[-1][0]
+            first, last = pts[0][0], pts[-1][0]
             base = height - pad_b - (0 - ymin) * sy
             parts.append(f"<polygon points='{pad_l + index[first] * sx:.1f},{base:.1f} {coords} "
                          f"{pad_l + index[last] * sx:.1f},{base:.1f}' fill='{color}' opacity='0.15'/>")
@@ -89,7 +91,7 @@ def stacked_columns(columns: list[str], series: dict[str, list[float]], width: i
     top = max(totals) or 1
     bw = (width - pad_l - pad_r) / len(columns)
     sy = (height - pad_t - pad_b) / top
-    parts = [f"<svg viewBox='0 0 {width} {height}' width='{width}' height='{height}' role='img'>"]
+    parts = [f"<svg viewBox='0 0 {width} {height}' style='width:100%;max-width:{width}px;height:auto' role='img'>"]
     for k in range(5):
         yv = top * k / 4
         y = height - pad_b - yv * sy
@@ -121,7 +123,7 @@ def funnel(steps: list[tuple[str, float]], width: int = 520) -> str:
         return "<p class='muted'>no data</p>"
     top = max(v for _, v in steps) or 1
     h = 30 * len(steps) + 6
-    parts = [f"<svg viewBox='0 0 {width} {h}' width='{width}' height='{h}' role='img'>"]
+    parts = [f"<svg viewBox='0 0 {width} {h}' style='width:100%;max-width:{width}px;height:auto' role='img'>"]
     for i, (label, v) in enumerate(steps):
         w = max(2, (width - 160) * v / top)
         x = (width - 160 - w) / 2 + 150

@@ -36,7 +36,7 @@ def gather(conn, as_of: date) -> dict:
                                         " returning_customers from marts.kpi_daily where kpi_date = %s", as_of)
                                or [(0, 0, 0, 0, 0)])[0]))
     d["platform_daily"] = _q(conn, """
-        select to_char(date_trunc('week', paid_date), 'MM-DD') as wk, platform, count(*), sum(amount_cny)
+        select date_trunc('week', paid_date)::date as wk, platform, count(*), sum(amount_cny)
         from marts.fct_orders where is_paid and paid_date between %s and %s group by 1, 2 order by 1, 2""",
                              start, as_of)
     d["platform_totals"] = _q(conn, """
@@ -44,7 +44,8 @@ def gather(conn, as_of: date) -> dict:
         from marts.kpi_platform_monthly group by 1 order by 3 desc""")
     d["new_vs_returning"] = _q(conn, """
         select to_char(date_trunc('week', kpi_date), 'MM-DD'), sum(new_customers), sum(returning_customers)
-        from marts.kpi_daily where kpi_date between %s and %s group by 1 order by 1""", start, as_of)
+        from marts.kpi_daily where kpi_date between %s and %s
+        group by date_trunc('week', kpi_date) order by date_trunc('week', kpi_date)""", start, as_of)
     d["rfm"] = _q(conn, "select segment, count(*), round(avg(monetary_cny), 0) from marts.customer_rfm"
                         " group by 1 order by 2 desc")
     d["rfm_moves"] = _q(conn, "select previous_segment, segment, count(*) from marts.customer_rfm_changes"
@@ -113,7 +114,7 @@ def render(d: dict, campaigns: list[dict]) -> str:
     platforms = sorted({r[1] for r in d["platform_daily"]})
     rev = {p: [float(next((r[3] for r in d["platform_daily"] if r[0] == w and r[1] == p), 0)) for w in weeks]
            for p in platforms}
-    platform_chart = ch.stacked_columns(weeks, rev)
+    platform_chart = ch.stacked_columns([w.strftime("%m-%d") for w in weeks], rev)
     platform_table = ch.table(["platform", "paid orders", "revenue ¥", "margin ¥"],
                               [[p, int(o), float(r), float(m)] for p, o, r, m in d["platform_totals"]])
     nvr = ch.lines({"new 新客": [(w, float(n)) for w, n, _ in d["new_vs_returning"]],

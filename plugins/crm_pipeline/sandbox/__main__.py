@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 from pathlib import Path
@@ -18,7 +19,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--host", default="127.0.0.1", help="bind address (0.0.0.0 inside a container)")
     parser.add_argument("--persons", type=int, default=settings.sandbox_persons)
     parser.add_argument("--log-dir", type=Path, default=settings.home / "sandbox")
-    parser.add_argument("--no-throttle", action="store_true", help="disable rate limits (benchmarks)")
+    parser.add_argument("--no-throttle", action="store_true",
+                        default=os.environ.get("CRM_SANDBOX_THROTTLE", "1") in ("0", "false", "False", "no"),
+                        help="disable rate limits (benchmarks; default from CRM_SANDBOX_THROTTLE)")
     parser.add_argument("--clean", action="store_true", help="no deliberately malformed records")
     args = parser.parse_args(argv)
     server = SandboxServer(port=args.port, persons=args.persons, log_dir=args.log_dir,

@@ -1,0 +1,133 @@
+"""bench/models: the marts at scale versus a hand-written reference.
+
+Generates N orders for N/5 customers (Shopify wire format, two years, real
+payload shape from the sandbox) straight into the raw layer, then times:
+  (a) reference: one hand-written SQL statement computing RFM from the landed
+      orders (group by customer + three ntile(5) windows),
+  (b) a full refresh of every model (`dbt run --full-refresh`),
+  (c) an incremental run (`dbt run`) after 0.5% of orders are new or changed.
+Env: BENCH_MODELS_ORDERS (default 1,000,000; the issue's figure is 10,000,000).
+Prints `full_over_reference=R`, then `incremental_over_full=R` last.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from datetime import date, datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from common import fresh_database  # noqa: E402
+
+AS_OF = date(2026, 11, 20)
+# models and the snapshot, no data tests (the reference computes no tests either)
+BUILD = ["build", "--exclude", "resource_type:test", "resource_type:unit_test"]
+
+
+def template_payload() -> dict:
+    from crm_pipeline.sandbox import formats
+    from crm_pipeline.sandbox.world import get_world
+
+    world = get_world(date(2026, 11, 20), 300)
+    end = datetime(2026, 11, 21, tzinfo=ZoneInfo("Asia/Shanghai"))
+    order = next(o for o in world.by_shop["shopify_global"] if o.status(end) == "completed" and len(o.items) == 1)
+    return formats.shopify_order(order, end)
+
+
+GENERATE = """
+insert into raw.{table} (shop_id, order_id, source_updated_at, payload, derived, payload_hash, batch_id, loaded_at)
+select 'shopify_global', o.id::text, o.ts + interval '9 days',
+       jsonb_set(jsonb_set(jsonb_set(jsonb_set(jsonb_set(jsonb_set(jsonb_set(jsonb_set(jsonb_set(jsonb_set(
+           %(tpl)s::jsonb,
+           '{{shipping_address,name}}', to_jsonb('客户' || o.cust)),
+           '{{shipping_address,address1}}', to_jsonb('人民路' || o.cust || '号')),
+           '{{id}}', to_jsonb(o.id)),
+           '{{customer,id}}', to_jsonb(o.cust)),
+           '{{created_at}}', to_jsonb(o.ts)),
+           '{{processed_at}}', to_jsonb(o.ts + interval '5 minutes')),
+           '{{updated_at}}', to_jsonb(o.ts + interval '9 days')),
+           '{{closed_at}}', to_jsonb(o.ts + interval '9 days')),
+           '{{total_price}}', to_jsonb(o.amount::text)),
+           '{{subtotal_price}}', to_jsonb(o.amount::text)),
+       jsonb_build_object('phones', jsonb_build_array('+86139' || lpad(o.cust::text, 8, '0')),
+                          'emails', jsonb_build_array('c' || o.cust || '@example.com')),
+       md5(o.id::text), 'bench', now()
+from (
+    select 7000000000000 + g as id, (g * 7919) %% %(customers)s as cust,
+           timestamptz '2024-11-21 00:00+08' + (hashint4(g) & 2147483647) %% (730 * 86400) * interval '1 second' as ts,
+           round((50 + (hashint4(g * 31) & 2147483647) %% 950)::numeric, 2) as amount
+    from generate_series(1, %(n)s) as g
+) o
+"""
+
+REFERENCE = """
+create table bench_reference_rfm as
+select derived -> 'phones' ->> 0 as customer,
+       ntile(5) over (order by max((payload ->> 'processed_at')::timestamptz)) as r,
+       ntile(5) over (order by count(*)) as f,
+       ntile(5) over (order by sum((payload ->> 'total_price')::numeric)) as m
+from raw.shopify_orders
+where payload ->> 'financial_status' = 'paid'
+group by 1
+"""
+
+
+def main() -> int:
+    import psycopg
+
+    from crm_pipeline.transform.dbt import run_dbt
+
+    n = int(os.environ.get("BENCH_MODELS_ORDERS", "1000000"))
+    customers = max(1, n // 5)
+    os.environ.setdefault("DBT_TARGET_PATH", f"/tmp/crm_bench_models_target_{os.getpid()}")
+    url = fresh_database("crm_bench_models")
+    tpl = json.dumps(template_payload(), ensure_ascii=False)
+    t0 = time.perf_counter()
+    with psycopg.connect(url) as conn:
+        for table in ("shopify_orders", "shopify_orders_versions"):
+            conn.execute(GENERATE.format(table=table), {"tpl": tpl, "n": n, "customers": customers})
+        conn.commit()
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("vacuum analyze raw.shopify_orders")
+        conn.execute("vacuum analyze raw.shopify_orders_versions")
+    print(f"generated {n:,} orders / {customers:,} customers in {time.perf_counter() - t0:.1f}s", flush=True)
+    run_dbt(["seed"], AS_OF, url, capture=True)
+
+    with psycopg.connect(url) as conn:
+        t = time.perf_counter()
+        conn.execute(REFERENCE)
+        conn.commit()
+        reference = time.perf_counter() - t
+    print(f"(a) reference RFM statement: {reference:.1f}s", flush=True)
+
+    t = time.perf_counter()
+    run_dbt(BUILD + ["--full-refresh"], AS_OF, url, capture=True)
+    full = time.perf_counter() - t
+    print(f"(b) full refresh of all models and the identity snapshot: {full:.1f}s", flush=True)
+
+    changed = max(1, n // 400)  # 0.25% changed + 0.25% new = 0.5%
+    with psycopg.connect(url) as conn:
+        for table in ("shopify_orders", "shopify_orders_versions"):
+            conn.execute(GENERATE.format(table=table).replace("from generate_series(1, %(n)s) as g",
+                                                              "from generate_series(%(n)s + 1, %(n)s + %(k)s) as g"),
+                         {"tpl": tpl, "n": n, "k": changed, "customers": customers})
+        conn.execute(
+            "update raw.shopify_orders set payload = jsonb_set(payload, '{financial_status}', '\"refunded\"'),"
+            " source_updated_at = %s, loaded_at = now() where order_id in (select order_id from raw.shopify_orders"
+            " order by md5(order_id) limit %s)", (datetime(2026, 11, 20, 12, tzinfo=ZoneInfo("Asia/Shanghai")), changed))
+        conn.commit()
+    t = time.perf_counter()
+    run_dbt(BUILD, AS_OF, url, capture=True)
+    incremental = time.perf_counter() - t
+    print(f"(c) incremental run after {2 * changed:,} new/changed orders (0.5%): {incremental:.1f}s", flush=True)
+    print(f"full_over_reference={full / reference:.2f}")
+    print(f"incremental_over_full={incremental / full:.3f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
