@@ -37,7 +37,6 @@ def server_url() -> str:
 
 def fresh_database(name: str, migrated: bool = True) -> str:
     import psycopg
-
     from crm_pipeline.warehouse.migrate import migrate
 
     base = server_url()
@@ -54,7 +53,6 @@ def fresh_database(name: str, migrated: bool = True) -> str:
 def sandbox_process(persons: int, throttle: bool = False, log_dir: Path | None = None, clean: bool = True):
     """The sandbox in its own process (so its JSON rendering does not share our GIL)."""
     import requests
-
     from crm_pipeline.config import load_env_defaults
     from crm_pipeline.settings import reload_settings
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import pendulum
 from airflow.sdk import dag
-
 from crm_pipeline.orchestration import tasks as t
 from crm_pipeline.orchestration.callbacks import notify_failure
 from crm_pipeline.orchestration.schedule import intraday_timetable

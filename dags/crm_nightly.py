@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import pendulum
 from airflow.sdk import Param, dag, task_group
-
 from crm_pipeline.orchestration import tasks as t
 from crm_pipeline.orchestration.callbacks import notify_failure
 from crm_pipeline.orchestration.schedule import nightly_timetable

@@ -57,7 +57,6 @@ def server_url() -> str:
 def make_database(server_url):
     """Factory: a fresh, migrated database; all are dropped at the end of the session."""
     import psycopg
-
     from crm_pipeline.warehouse.migrate import migrate
 
     created: list[str] = []
@@ -146,7 +145,6 @@ def modeled(sandbox, make_database, tmp_path_factory):
     and `dbt seed` + `dbt build` (all data tests) run for MODEL_AS_OF. Shared: treat as
     read-only, or copy it with `clone_database`."""
     import requests
-
     from crm_pipeline import pipeline
     from crm_pipeline.config import get_shop
     from crm_pipeline.extract.run import run_intake
@@ -175,7 +173,7 @@ def clone_database(server_url, make_database):
         source = source_url.rsplit("/", 1)[1]
         with psycopg.connect(server_url, autocommit=True) as conn:
             conn.execute(f'drop database "{name}"')
-            conn.execute(f"select pg_terminate_backend(pid) from pg_stat_activity where datname = %s", (source,))
+            conn.execute("select pg_terminate_backend(pid) from pg_stat_activity where datname = %s", (source,))
             conn.execute(f'create database "{name}" template "{source}"')
         return target
 

@@ -90,7 +90,6 @@ def restart_warehouse() -> bool:
 def main() -> int:
     import psycopg
     import requests
-
     from crm_pipeline import pipeline
 
     runs = int(os.environ.get("BENCH_CHAOS_RUNS", "200"))

@@ -78,7 +78,6 @@ group by 1
 
 def main() -> int:
     import psycopg
-
     from crm_pipeline.transform.dbt import run_dbt
 
     n = int(os.environ.get("BENCH_MODELS_ORDERS", "1000000"))

@@ -25,7 +25,6 @@ CHUNK = 100_000
 
 def main() -> int:
     import psycopg
-
     from crm_pipeline.outreach.gateways import build_gateways, load_gateway_config
     from crm_pipeline.outreach.ledger import Proposal, plan
     from crm_pipeline.outreach.policy import Candidate, load_policy

@@ -256,9 +256,10 @@ def cmd_run(args) -> int:
     p.call_list(as_of)
     p.quality("outbound", as_of)
     p.push_messages(as_of)
-    from crm_pipeline.reporting.report import write_report
+    from crm_pipeline.reporting.report import publish_docs, write_report
 
     print(write_report(as_of))
+    print(publish_docs(as_of))
     return EXIT_OK
 
 
@@ -428,8 +429,8 @@ def cmd_campaign(args) -> int:
     with connect() as conn:
         proposals, counts = camp.plan_campaign(conn, campaign, send_day, settings.timezone)
         if args.action == "plan":
-            from crm_pipeline.outreach.policy import decide
             from crm_pipeline.outreach.ledger import load_history, load_optouts
+            from crm_pipeline.outreach.policy import decide
             from crm_pipeline.outreach.templates import MissingPlaceholder, render, template_name
 
             decisions = decide([p.candidate for p in proposals], policy, now(), load_optouts(conn),

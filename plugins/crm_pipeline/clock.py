@@ -9,7 +9,7 @@ someone happens to run them.
 from __future__ import annotations
 
 import os
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 
 def now() -> datetime:
@@ -19,4 +19,4 @@ def now() -> datetime:
         if value.tzinfo is None:
             raise ValueError("CRM_NOW must carry a UTC offset, e.g. 2026-11-21T10:30:00+08:00")
         return value
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)

@@ -95,6 +95,7 @@ def test_first_run_lands_models_and_sends(two_runs, demo_env):
     assert first["gateway_messages_received"] == first["ledger"]["accepted"]
     assert "2026-11-21/call_list.xlsx" in files and "2026-11-21/call_list.csv" in files
     assert "2026-11-20/report.html" in files
+    assert "docs/dbt/static_index.html" in files and "docs/gx/index.html" in files
     url = env["CRM_WAREHOUSE_URL"]
     # the raw quality gate ran before anything was modelled or sent
     steps = [r[0] for r in rows(url, "select step from ops.run_log where as_of_date = %s order by recorded_at", AS_OF)]

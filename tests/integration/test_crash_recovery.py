@@ -95,7 +95,6 @@ def _push(url, stale_after=None):
     from datetime import timedelta
 
     import psycopg
-
     from crm_pipeline.clock import now
     from crm_pipeline.outreach import push as push_mod
     from crm_pipeline.outreach.gateways import build_gateways, load_gateway_config

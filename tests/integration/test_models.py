@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from decimal import Decimal
+
 import pytest
 from conftest import MODEL_AS_OF
 from helpers import rows, table_digest
@@ -76,8 +77,9 @@ def test_every_landed_order_is_modelled_once(modeled):
 
 def test_status_matches_the_platform_truth(modeled, sandbox):
     """One status vocabulary (unpaid, paid, shipped, completed, closed, refunded) for every platform."""
-    from crm_pipeline.extract.base import local_day_bounds
     from zoneinfo import ZoneInfo
+
+    from crm_pipeline.extract.base import local_day_bounds
 
     end = local_day_bounds(MODEL_AS_OF, ZoneInfo("Asia/Shanghai"))[1]
     truth = {(o.shop.shop_id, o.order_id): o.status(end) for o in sandbox.state.world.orders}

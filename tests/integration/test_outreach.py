@@ -4,6 +4,7 @@ exactly-once pushes to the sandbox gateways under faults, opt-outs, call lists."
 from __future__ import annotations
 
 from collections import Counter
+
 import pytest
 from conftest import MODEL_AS_OF
 from helpers import fault, gateway_messages, reset, rows, table_digest
@@ -96,7 +97,6 @@ def test_opted_out_customers_are_never_planned(planned, modeled, clone_database)
 
 def _push(url, gateway_timeout: float = 10.0):
     import psycopg
-
     from crm_pipeline.clock import now
     from crm_pipeline.outreach.gateways import build_gateways, load_gateway_config
     from crm_pipeline.outreach.policy import load_policy
@@ -165,11 +165,10 @@ def test_crash_after_claim_resends_only_what_the_gateway_never_got(planned, clon
 
 def test_call_list_and_outcome_import(planned, clone_database, tmp_path):
     """R7/R8: per-agent sheets; a filled sheet feeds outcomes and opt-outs; a bad sheet applies nothing."""
-    from openpyxl import load_workbook
-
     from crm_pipeline import pipeline
     from crm_pipeline.outreach.calls import OutcomeSheetError, import_outcomes
     from crm_pipeline.warehouse import connect
+    from openpyxl import load_workbook
 
     url = clone_database(planned[0], "calls")
     facts = pipeline.call_list(MODEL_AS_OF, url)

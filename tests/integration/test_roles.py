@@ -57,8 +57,8 @@ def test_ops_reads_full_contacts(roles_db):
 
 def test_views_survive_a_rebuild(roles_db):
     """dbt swaps tables (dropping dependent views); the transform step re-creates them."""
-    from crm_pipeline import pipeline
     from conftest import MODEL_AS_OF
+    from crm_pipeline import pipeline
 
     pipeline.transform(MODEL_AS_OF, url=roles_db, select="dim_customers")
     with psycopg.connect(as_role(roles_db, "crm_analyst")) as conn:

@@ -4,8 +4,6 @@ from datetime import date
 from pathlib import Path
 
 import pytest
-from openpyxl import load_workbook
-
 from crm_pipeline.outreach.calls import (
     CallCandidate,
     CallConfig,
@@ -14,6 +12,7 @@ from crm_pipeline.outreach.calls import (
     select_calls,
     write_sheets,
 )
+from openpyxl import load_workbook
 
 DAY = date(2026, 11, 21)
 

@@ -3,7 +3,6 @@
 from pathlib import Path
 
 import pytest
-
 from crm_pipeline.outreach.campaigns import CampaignError, is_holdout, load_campaign, two_proportion_ci
 
 ROOT = Path(__file__).resolve().parents[2]

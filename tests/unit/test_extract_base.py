@@ -4,7 +4,6 @@ from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
-
 from crm_pipeline.config import load_shops
 from crm_pipeline.extract.base import ConfigError, ExtractError, ShopConfig, split_windows
 from crm_pipeline.extract.run import plan_range
@@ -18,7 +17,7 @@ def test_windows_cover_the_range_exactly_and_respect_the_limit():
     windows = split_windows(start, end, timedelta(days=1))
     assert windows[0].start == start and windows[-1].end == end
     assert all(w.end - w.start <= timedelta(days=1) for w in windows)
-    assert all(a.end == b.start for a, b in zip(windows, windows[1:]))
+    assert all(a.end == b.start for a, b in zip(windows, windows[1:], strict=False))
 
 
 def test_nightly_plan_starts_at_the_watermark_minus_overlap_and_never_reads_past_the_day():

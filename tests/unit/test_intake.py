@@ -6,7 +6,6 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
-
 from crm_pipeline.extract.intake import IntakeError, parse_date, parse_mapping, read_intake
 
 TZ = ZoneInfo("Asia/Shanghai")

@@ -1,10 +1,9 @@
 """Phone and e-mail normalization (R3): the fast path agrees with phonenumbers."""
 
 import phonenumbers
+from crm_pipeline.load.normalize import normalize_email, normalize_phone
 from hypothesis import given
 from hypothesis import strategies as st
-
-from crm_pipeline.load.normalize import normalize_email, normalize_phone
 
 
 def test_mainland_mobiles_in_every_shape_normalize_to_one_e164():

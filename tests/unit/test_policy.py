@@ -5,9 +5,6 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
-
 from crm_pipeline.outreach.policy import (
     Candidate,
     Contact,
@@ -17,6 +14,8 @@ from crm_pipeline.outreach.policy import (
     in_quiet_hours,
     load_policy,
 )
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 ROOT = Path(__file__).resolve().parents[2]
 POLICY = load_policy(ROOT / "config" / "policy.yml")

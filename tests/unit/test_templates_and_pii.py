@@ -4,10 +4,9 @@ import logging
 from pathlib import Path
 
 import pytest
-from jinja2.exceptions import SecurityError
-
 from crm_pipeline.outreach.templates import MissingPlaceholder, render
 from crm_pipeline.pii import PiiFilter, mask_email, mask_phone, redact
+from jinja2.exceptions import SecurityError
 
 TEMPLATES = Path(__file__).resolve().parents[2] / "config" / "templates"
 

@@ -1,14 +1,13 @@
 """Record inspection: malformed records get a reason (they go to quarantine)."""
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
-
 from crm_pipeline.load.validate import inspect
 from crm_pipeline.sandbox import formats
-from crm_pipeline.sandbox.world import World, TZ
+from crm_pipeline.sandbox.world import TZ, World
 
-NOW = datetime(2026, 11, 21, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 21, tzinfo=UTC)
 
 
 @pytest.fixture(scope="module")

@@ -11,9 +11,10 @@ from __future__ import annotations
 import random
 import time
 from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from typing import Any, Callable, Iterator
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from crm_pipeline.pii import get_logger, redact
@@ -177,7 +178,7 @@ class Connector(ABC):
         import orjson
 
         if response.status_code == 429:
-            raise Retryable(f"HTTP 429 throttled", _retry_after(response))
+            raise Retryable("HTTP 429 throttled", _retry_after(response))
         if response.status_code >= 500:
             raise Retryable(f"HTTP {response.status_code}")
         try:

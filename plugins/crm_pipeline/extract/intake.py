@@ -18,10 +18,10 @@ import csv
 import hashlib
 import io
 import re
+from collections.abc import Iterator
 from datetime import date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Iterator
 from zoneinfo import ZoneInfo
 
 FIELDS = ("order_id", "buyer_id", "name", "phone", "email", "address", "province", "city", "amount", "paid_at",
@@ -182,7 +182,7 @@ def read_intake(path: Path, shop_id: str, mapping: dict[str, str] | None = None,
             record.setdefault("__error__", f"{where}: unknown status {record['status']!r}")
         if not record["order_id"]:
             content = "|".join(str(record.get(f, "")) for f in FIELDS if f != "order_id")
-            digest = hashlib.sha1(f"{shop_id}|{content}".encode("utf-8")).hexdigest()[:16]
+            digest = hashlib.sha1(f"{shop_id}|{content}".encode()).hexdigest()[:16]
             n = seen.get(digest, 0) + 1
             seen[digest] = n
             record["order_id"] = f"IN-{digest}-{n}"

@@ -10,8 +10,8 @@ platform buyer id.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from datetime import datetime, timedelta
-from typing import Iterator
 from zoneinfo import ZoneInfo
 
 from crm_pipeline.extract.base import Connector, Retryable, Window

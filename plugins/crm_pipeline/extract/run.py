@@ -17,7 +17,7 @@ from __future__ import annotations
 import time
 import uuid
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 
 from crm_pipeline.extract.base import Connector, ExtractError, ShopConfig, Window, local_day_bounds
 from crm_pipeline.load.landing import Lander, LandingCounts
@@ -296,4 +296,4 @@ def pending_intake_files(shop: ShopConfig, inbox, url: str | None = None) -> lis
 
 
 def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)

@@ -10,8 +10,8 @@ before the bucket is full.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from datetime import timedelta
-from typing import Iterator
 
 from crm_pipeline.extract.base import Connector, Retryable, Window
 

@@ -11,8 +11,8 @@ connector asks ``taobao.top.oaid.decrypt`` (20 per call) for the real ones.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from datetime import datetime, timedelta
-from typing import Iterator
 from zoneinfo import ZoneInfo
 
 from crm_pipeline.extract.base import Connector, Retryable, Window

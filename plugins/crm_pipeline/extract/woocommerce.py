@@ -7,8 +7,8 @@ HTTP Basic auth with the consumer key and secret.
 
 from __future__ import annotations
 
-from datetime import timedelta, timezone
-from typing import Iterator
+from collections.abc import Iterator
+from datetime import UTC, timedelta
 
 from crm_pipeline.extract.base import Connector, Retryable, Window
 
@@ -16,7 +16,7 @@ PER_PAGE = 100
 
 
 def _gmt(dt) -> str:
-    return dt.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
+    return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S")
 
 
 class WooCommerceConnector(Connector):

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal
 
 import orjson
@@ -57,7 +57,7 @@ class Lander:
         self.table = platform_spec(platform).raw_table
         self.shop_id = shop_id
         self.batch_id = batch_id
-        self.now = now or datetime.now(timezone.utc)
+        self.now = now or datetime.now(UTC)
         self.max_amount = max_amount
         self.staged = 0
         conn.execute(

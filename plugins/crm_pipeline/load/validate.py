@@ -8,16 +8,16 @@ unknown status, bad phone). Nothing is dropped silently.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
-from typing import Callable
 from zoneinfo import ZoneInfo
 
 from crm_pipeline.load.normalize import masked_key, normalize_email, normalize_phone
 
 CN = ZoneInfo("Asia/Shanghai")
-EARLIEST = datetime(2000, 1, 1, tzinfo=timezone.utc)
+EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
 MAX_AMOUNT = Decimal("1000000")  # per order, in the order's currency; configurable per shop
 
 TAOBAO_STATUSES = {
@@ -157,9 +157,9 @@ def inspect_woocommerce(r: dict, now: datetime, limit: Decimal) -> Inspected:
     oid = _require_id(r.get("id"))
     if r.get("status") not in WOO_STATUSES:
         raise Invalid(f"unknown status {r.get('status')!r}")
-    updated = _plausible(_time_iso(r.get("date_modified_gmt"), "date_modified_gmt", timezone.utc),
+    updated = _plausible(_time_iso(r.get("date_modified_gmt"), "date_modified_gmt", UTC),
                          "date_modified_gmt", now)
-    _plausible(_time_iso(r.get("date_created_gmt"), "date_created_gmt", timezone.utc), "date_created_gmt", now)
+    _plausible(_time_iso(r.get("date_created_gmt"), "date_created_gmt", UTC), "date_created_gmt", now)
     _amount(r.get("total", "0"), "total", limit)
     billing = r.get("billing") or {}
     derived = _phones(billing.get("phone"))

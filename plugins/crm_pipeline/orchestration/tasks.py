@@ -64,12 +64,11 @@ def extract_task(platform: str):
     @task(task_id=f"extract_{platform}", outlets=[raw_asset(platform)], map_index_template="{{ shop_id }}",
           max_active_tis_per_dagrun=4)
     def _extract(shop_id: str, as_of: str) -> dict:
-        from crm_pipeline.pii import install_log_masking
-        from crm_pipeline.pipeline import extract_shop, intake_shop
-
         from airflow.sdk.exceptions import AirflowFailException
 
         from crm_pipeline.extract.base import ConfigError
+        from crm_pipeline.pii import install_log_masking
+        from crm_pipeline.pipeline import extract_shop, intake_shop
 
         install_log_masking()
         params = (get_current_context().get("params") or {})
@@ -141,16 +140,20 @@ def call_list(as_of: str) -> dict:
 
 @task
 def daily_report(as_of: str) -> str:
-    from crm_pipeline.reporting.report import write_report
+    """out/<date>/report.html, then dbt docs and GX Data Docs into out/docs/."""
+    from crm_pipeline.reporting.report import publish_docs, write_report
 
-    return str(write_report(_date(as_of)))
+    path = str(write_report(_date(as_of)))
+    publish_docs(_date(as_of))
+    return path
 
 
 @task
 def intraday_window() -> str:
+    from zoneinfo import ZoneInfo
+
     from crm_pipeline.clock import now
     from crm_pipeline.settings import get_settings
-    from zoneinfo import ZoneInfo
 
     return now().astimezone(ZoneInfo(get_settings().timezone)).date().isoformat()
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
@@ -364,7 +364,7 @@ def parse_outcome_sheets(path: Path, list_date: date | None = None) -> list[Outc
             labels = {label: key for key, label, _ in INFO_COLUMNS + OUTCOME_COLUMNS}
             headers = [labels.get(str(c.value or ""), str(c.value or "").split(" ")[-1]) for c in ws[2]]
             for n, values in enumerate(ws.iter_rows(min_row=3, values_only=True), start=3):
-                rec = {h: v for h, v in zip(headers, values) if h}
+                rec = {h: v for h, v in zip(headers, values, strict=False) if h}
                 rec["agent"] = ws.title
                 rec["list_date"] = sheet_date
                 if any(v not in (None, "") for v in rec.values()):

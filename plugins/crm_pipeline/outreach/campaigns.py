@@ -126,7 +126,7 @@ def audience(conn, campaign: Campaign) -> list[dict]:
         order by c.net_revenue_cny desc, c.customer_id
     """
     cols = ["customer_id", "name", "phone", "email", "net_revenue_cny", "segment", "stage", "tier"]
-    return [dict(zip(cols, row)) for row in conn.execute(sql, params).fetchall()]
+    return [dict(zip(cols, row, strict=True)) for row in conn.execute(sql, params).fetchall()]
 
 
 TIER_NAMES = {"member": "普通", "silver": "银卡", "gold": "金卡", "platinum": "铂金"}
@@ -216,7 +216,7 @@ def followup_proposals(conn, campaign: Campaign, day: date, tz: str) -> list[Pro
     ).fetchall()
     earliest = datetime.combine(campaign.end_date + timedelta(days=1), campaign.send_time, ZoneInfo(tz))
     proposals = []
-    for customer_id, name, phone, unhappy, happy in rows:
+    for customer_id, name, phone, unhappy, _happy in rows:
         kind = "apology" if unhappy else "follow_us"
         template = campaign.followup.get(f"{kind}_template")
         if not template:

@@ -19,9 +19,9 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Callable
 
 from crm_pipeline.outreach.gateways import Ambiguous, Gateway, OutMessage, Rejected, Retryable
 from crm_pipeline.outreach.policy import Policy, in_quiet_hours

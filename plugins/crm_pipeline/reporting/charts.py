@@ -61,7 +61,7 @@ def lines(series: dict[str, list[tuple[str, float]]], width: int = 760, height: 
         if i % step == 0 or i == len(xs) - 1:
             parts.append(f"<text x='{pad_l + i * sx:.1f}' y='{height - pad_b + 16}' text-anchor='middle' "
                          f"class='tick'>{escape(str(x))}</text>")
-    for n, (name, pts) in enumerate(series.items()):
+    for n, pts in enumerate(series.values()):
         color = PALETTE[n % len(PALETTE)]
         pts = sorted(pts, key=lambda p: index[p[0]])
         coords = " ".join(f"{pad_l + index[x] * sx:.1f},{height - pad_b - (y - ymin) * sy:.1f}" for x, y in pts)

@@ -30,11 +30,11 @@ def gather(conn, as_of: date) -> dict:
     d["headline"] = dict(zip(
         ["customers", "paying_customers", "revenue_cny", "paid_orders"],
         _q(conn, "select count(*), count(*) filter (where paid_orders > 0), coalesce(sum(net_revenue_cny), 0),"
-                 " coalesce(sum(paid_orders), 0) from marts.dim_customers")[0]))
+                 " coalesce(sum(paid_orders), 0) from marts.dim_customers")[0], strict=True))
     d["yesterday"] = dict(zip(["orders_created", "orders_paid", "revenue_cny", "new_customers", "returning_customers"],
                               (_q(conn, "select orders_created, orders_paid, revenue_cny, new_customers,"
                                         " returning_customers from marts.kpi_daily where kpi_date = %s", as_of)
-                               or [(0, 0, 0, 0, 0)])[0]))
+                               or [(0, 0, 0, 0, 0)])[0], strict=True))
     d["platform_daily"] = _q(conn, """
         select date_trunc('week', paid_date)::date as wk, platform, count(*), sum(amount_cny)
         from marts.fct_orders where is_paid and paid_date between %s and %s group by 1, 2 order by 1, 2""",
@@ -208,3 +208,21 @@ def write_report(as_of: date, url: str | None = None, out_dir: Path | None = Non
     path = folder / "report.html"
     path.write_text(render(data, campaigns), encoding="utf-8")
     return path
+
+
+def publish_docs(as_of: date, url: str | None = None) -> dict[str, str]:
+    """dbt docs (a single static page) and the GX Data Docs site into <out>/docs/."""
+    import shutil
+
+    from crm_pipeline.transform.dbt import run_dbt
+
+    settings = get_settings()
+    docs = settings.out_dir / "docs"
+    target = docs / "dbt"
+    run_dbt(["docs", "generate", "--static", "--target-path", str(target)], as_of, url, capture=True)
+    out = {"dbt": str(target / "static_index.html")}
+    site = settings.expectations_dir / "gx" / "uncommitted" / "data_docs" / "local_site"
+    if site.exists():
+        shutil.copytree(site, docs / "gx", dirs_exist_ok=True)
+        out["gx"] = str(docs / "gx" / "index.html")
+    return out

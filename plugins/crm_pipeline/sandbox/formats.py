@@ -7,7 +7,7 @@ so it is easy to correct in one place.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from crm_pipeline.sandbox.world import TZ, Order, _h
 
@@ -317,7 +317,7 @@ def _woo_local(t: datetime | None) -> str | None:
 
 
 def _woo_gmt(t: datetime | None) -> str | None:
-    return t.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S") if t else None
+    return t.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S") if t else None
 
 
 def woo_order(o: Order, as_of: datetime) -> dict:

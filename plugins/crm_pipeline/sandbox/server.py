@@ -24,7 +24,7 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, urlencode, urlsplit
@@ -287,7 +287,6 @@ class Handler(BaseHTTPRequestHandler):
         if fault and fault.kind == "server_error":
             return self._send(int(fault.params.get("status", 502)), {"errors": "Internal Server Error"})
         query = {k: v[-1] for k, v in parse_qs(urlsplit(self.path).query).items()}
-        orders = [o for o in st.world.by_shop.get(shop, [])]
         if resource not in ("orders.json", "orders/count.json"):
             return self._send(404, {"errors": "Not Found"})
         limit = int(query.get("limit", 50))
@@ -599,7 +598,7 @@ class Handler(BaseHTTPRequestHandler):
                 return None
             dt = datetime.fromisoformat(value.replace("Z", "+00:00"))
             if dt.tzinfo is None:
-                dt = dt.replace(tzinfo=timezone.utc if gmt else TZ)
+                dt = dt.replace(tzinfo=UTC if gmt else TZ)
             return dt
 
         start = parse(query.get("modified_after")) or datetime(2000, 1, 1, tzinfo=TZ)
@@ -769,7 +768,7 @@ class SandboxServer:
         host = self.httpd.server_address[0]
         return f"http://{'127.0.0.1' if host in ('0.0.0.0', '') else host}:{self.httpd.server_address[1]}"
 
-    def start(self) -> "SandboxServer":
+    def start(self) -> SandboxServer:
         self.thread = threading.Thread(target=self.httpd.serve_forever, name="sandbox", daemon=True)
         self.thread.start()
         return self

@@ -83,6 +83,6 @@ def run_dbt(args: list[str], as_of: date | None = None, url: str | None = None, 
         detail = ""
         if capture:
             lines = (proc.stdout or "").splitlines()
-            detail = "\n".join(l for l in lines if "ERROR" in l or "FAIL" in l or "Error" in l)[-4000:]
+            detail = "\n".join(line for line in lines if "ERROR" in line or "FAIL" in line or "Error" in line)[-4000:]
         raise DbtError(f"dbt {' '.join(args)} failed (exit {proc.returncode})" + (f":\n{detail}" if detail else ""))
     return proc

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Iterator
 
 from crm_pipeline.settings import get_settings
 
@@ -38,7 +38,7 @@ def url_parts(url: str) -> dict[str, str]:
 
 
 @contextmanager
-def connect(url: str | None = None, autocommit: bool = False) -> Iterator["psycopg.Connection"]:  # noqa: F821
+def connect(url: str | None = None, autocommit: bool = False) -> Iterator[psycopg.Connection]:  # noqa: F821
     """A psycopg 3 connection; commits on success, rolls back on error."""
     import psycopg
 
