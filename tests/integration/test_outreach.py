@@ -237,3 +237,30 @@ def test_rerun_after_push_does_not_redecide_the_loser(warehouse):
     run()
     assert rows(warehouse, "select idempotency_key, rule from outreach.suppressions order by 1, 2") == suppressed
     assert rows(warehouse, "select idempotency_key from outreach.message_ledger") == ledger
+
+
+def test_intraday_sends_only_transactional_types_through_the_same_ledger(modeled, clone_database, sandbox,
+                                                                         monkeypatch):
+    """Issue 6 §1: payment reminders and shipment notices go out during the day; the
+    nightly plan of the same day then adds the rest and never repeats them."""
+    from crm_pipeline import pipeline
+    from crm_pipeline.settings import reload_settings
+
+    monkeypatch.setenv("CRM_NOW", "2026-11-20T16:00:00+08:00")  # mid-afternoon of the business day
+    reload_settings()
+
+    url = clone_database(modeled, "intraday")
+    reset(sandbox, messages=True)
+    facts = pipeline.intraday_transactional(MODEL_AS_OF, url)
+    types = {r[0] for r in rows(url, "select distinct message_type from outreach.message_ledger")}
+    assert types and types <= set(pipeline.INTRADAY_TYPES), types
+    sent = rows(url, "select idempotency_key from outreach.message_ledger where status = 'accepted' order by 1")
+    assert sent and facts["push"]["accepted"] == len(sent) == len(gateway_messages(sandbox))
+    pipeline.plan_outreach(MODEL_AS_OF, url)
+    pipeline.push_messages(MODEL_AS_OF, url)
+    types_after = {r[0] for r in rows(url, "select distinct message_type from outreach.message_ledger")}
+    assert types_after - set(pipeline.INTRADAY_TYPES), "the nightly plan adds the other types"
+    keys = [m["out_id"] for m in gateway_messages(sandbox) if m["gateway"] != "aliyun"]
+    assert len(keys) == len(set(keys))
+    sms = [(m["out_id"], m["to"]) for m in gateway_messages(sandbox) if m["gateway"] == "aliyun"]
+    assert len(sms) == len(set(sms))
