@@ -51,8 +51,12 @@ class Inspected:
 
 
 def _time_top(value: object, field: str, tz=CN) -> datetime:
+    text = str(value)
     try:
-        dt = datetime.strptime(str(value), "%Y-%m-%d %H:%M:%S").replace(tzinfo=tz)
+        # exactly "YYYY-MM-DD HH:MM:SS" (fromisoformat is C-fast; strptime was a third of parse time)
+        if len(text) != 19 or text[10] != " ":
+            raise ValueError(text)
+        dt = datetime.fromisoformat(text).replace(tzinfo=tz)
     except ValueError:
         raise Invalid(f"impossible date in {field}: {value!r}") from None
     return dt
