@@ -95,11 +95,15 @@ class SandboxState:
                     self.messages.append(json.loads(line))
 
     def record(self, message: dict) -> None:
+        self.record_many([message])
+
+    def record_many(self, messages: list[dict]) -> None:
+        """Remember accepted messages (one log append per gateway call)."""
         with self.lock:
-            self.messages.append(message)
-            if self.message_log:
+            self.messages.extend(messages)
+            if self.message_log and messages:
                 with self.message_log.open("a", encoding="utf-8") as fh:
-                    fh.write(json.dumps(message, ensure_ascii=False) + "\n")
+                    fh.write("".join(json.dumps(m, ensure_ascii=False) + "\n" for m in messages))
 
     # -- faults ---------------------------------------------------------------
     def take_fault(self, target: str, shop: str | None, kinds: tuple[str, ...] | None = None) -> Fault | None:
@@ -669,10 +673,11 @@ class Handler(BaseHTTPRequestHandler):
             return self._send(200, {"Code": "isv.MOBILE_NUMBER_ILLEGAL", "Message": "非法手机号"})
         biz_id = f"{int(time.time() * 1000)}^{uuid.uuid4().hex[:10]}"
         out_id = params.get("OutId", "")
-        for i, phone in enumerate(phones):
-            st.record({"gateway": "aliyun", "out_id": out_id, "biz_id": biz_id, "to": phone,
-                       "template": params.get("TemplateCode"), "sign_name": signs[i],
-                       "params": tparams[i] if tparams else {}, "received_at": datetime.now(TZ).isoformat()})
+        received = datetime.now(TZ).isoformat()
+        st.record_many([{"gateway": "aliyun", "out_id": out_id, "biz_id": biz_id, "to": phone,
+                         "template": params.get("TemplateCode"), "sign_name": signs[i],
+                         "params": tparams[i] if tparams else {}, "received_at": received}
+                        for i, phone in enumerate(phones)])
         if fault and fault.kind == "accept_then_timeout":
             time.sleep(float(fault.params.get("delay", 3)))
         self._send(200, {"Code": "OK", "Message": "OK", "BizId": biz_id, "RequestId": uuid.uuid4().hex})
@@ -713,13 +718,12 @@ class Handler(BaseHTTPRequestHandler):
         if len(set(r.lower() for r in recipients)) != len(recipients):
             return self._send(400, {"errors": [{"field": "personalizations", "message": "Each email address in the personalization block should be unique"}]})
         message_id = uuid.uuid4().hex[:22]
-        for p in pers:
-            for t in p.get("to", []):
-                st.record({"gateway": "sendgrid", "message_id": message_id, "to": t["email"],
-                           "out_id": (p.get("custom_args") or {}).get("idempotency_key", ""),
-                           "subject": p.get("subject") or mail.get("subject"),
-                           "params": p.get("dynamic_template_data") or p.get("substitutions") or {},
-                           "received_at": datetime.now(TZ).isoformat()})
+        received = datetime.now(TZ).isoformat()
+        st.record_many([{"gateway": "sendgrid", "message_id": message_id, "to": t["email"],
+                         "out_id": (p.get("custom_args") or {}).get("idempotency_key", ""),
+                         "subject": p.get("subject") or mail.get("subject"),
+                         "params": p.get("dynamic_template_data") or p.get("substitutions") or {},
+                         "received_at": received} for p in pers for t in p.get("to", [])])
         if fault and fault.kind == "accept_then_timeout":
             time.sleep(float(fault.params.get("delay", 3)))
         self._send(202, b"", {"X-Message-Id": message_id})
@@ -737,9 +741,10 @@ class Handler(BaseHTTPRequestHandler):
         if fault and fault.kind == "server_error":
             return self._send(int(fault.params.get("status", 502)), {"error": "upstream"})
         payload = json.loads(body)
-        for m in payload.get("messages", []):
-            st.record({"gateway": "webhook", "hook": name, "out_id": m.get("idempotency_key", ""),
-                       "to": m.get("to"), "params": m.get("params", {}), "received_at": datetime.now(TZ).isoformat()})
+        received = datetime.now(TZ).isoformat()
+        st.record_many([{"gateway": "webhook", "hook": name, "out_id": m.get("idempotency_key", ""),
+                         "to": m.get("to"), "params": m.get("params", {}), "received_at": received}
+                        for m in payload.get("messages", [])])
         if fault and fault.kind == "accept_then_timeout":
             time.sleep(float(fault.params.get("delay", 3)))
         self._send(200, {"accepted": len(payload.get("messages", []))})
