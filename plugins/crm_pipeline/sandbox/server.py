@@ -94,9 +94,6 @@ class SandboxState:
                 if line.strip():
                     self.messages.append(json.loads(line))
 
-    def record(self, message: dict) -> None:
-        self.record_many([message])
-
     def record_many(self, messages: list[dict]) -> None:
         """Remember accepted messages (one log append per gateway call)."""
         with self.lock:
