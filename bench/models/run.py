@@ -57,7 +57,7 @@ select 'shopify_global', o.id::text, o.ts + interval '9 days',
                           'emails', jsonb_build_array('c' || o.cust || '@example.com')),
        md5(o.id::text), 'bench', now()
 from (
-    select 7000000000000 + g as id, (g * 7919) %% %(customers)s as cust,
+    select 7000000000000 + g as id, (g::bigint * 7919) %% %(customers)s as cust,
            timestamptz '2024-11-21 00:00+08' + (hashint4(g) & 2147483647) %% (730 * 86400) * interval '1 second' as ts,
            round((50 + (hashint4(g * 31) & 2147483647) %% 950)::numeric, 2) as amount
     from generate_series(1, %(n)s) as g
