@@ -55,7 +55,7 @@ select 'shopify_global', o.id::text, o.ts + interval '9 days',
            '{{subtotal_price}}', to_jsonb(o.amount::text)),
        jsonb_build_object('phones', jsonb_build_array('+86139' || lpad(o.cust::text, 8, '0')),
                           'emails', jsonb_build_array('c' || o.cust || '@example.com')),
-       md5(o.id::text), 'bench', now()
+       md5(o.id::text), 'bench', {loaded}
 from (
     select 7000000000000 + g as id, (g::bigint * 7919) %% %(customers)s as cust,
            timestamptz '2024-11-21 00:00+08' + (hashint4(g) & 2147483647) %% (730 * 86400) * interval '1 second' as ts,
@@ -88,7 +88,9 @@ def main() -> int:
     t0 = time.perf_counter()
     with psycopg.connect(url) as conn:
         for table in ("shopify_orders", "shopify_orders_versions"):
-            conn.execute(GENERATE.format(table=table), {"tpl": tpl, "n": n, "customers": customers})
+            # history was landed over two years: loaded_at is when each order was last updated
+            conn.execute(GENERATE.format(table=table, loaded="least(o.ts + interval '9 days', now() - interval '1 day')"),
+                         {"tpl": tpl, "n": n, "customers": customers})
         conn.commit()
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute("vacuum analyze raw.shopify_orders")
@@ -111,13 +113,18 @@ def main() -> int:
     changed = max(1, n // 400)  # 0.25% changed + 0.25% new = 0.5%
     with psycopg.connect(url) as conn:
         for table in ("shopify_orders", "shopify_orders_versions"):
-            conn.execute(GENERATE.format(table=table).replace("from generate_series(1, %(n)s) as g",
+            conn.execute(GENERATE.format(table=table, loaded="now()").replace("from generate_series(1, %(n)s) as g",
                                                               "from generate_series(%(n)s + 1, %(n)s + %(k)s) as g"),
                          {"tpl": tpl, "n": n, "k": changed, "customers": customers})
         conn.execute(
             "update raw.shopify_orders set payload = jsonb_set(payload, '{financial_status}', '\"refunded\"'),"
             " source_updated_at = %s, loaded_at = now() where order_id in (select order_id from raw.shopify_orders"
             " order by md5(order_id) limit %s)", (datetime(2026, 11, 20, 12, tzinfo=ZoneInfo("Asia/Shanghai")), changed))
+        # the landing keeps every version: the changed orders' new versions
+        conn.execute(
+            "insert into raw.shopify_orders_versions select shop_id, order_id, source_updated_at, payload, derived,"
+            " md5(payload::text), batch_id, loaded_at from raw.shopify_orders"
+            " where payload ->> 'financial_status' = 'refunded' on conflict do nothing")
         conn.commit()
     t = time.perf_counter()
     run_dbt(BUILD, AS_OF, url, capture=True)

@@ -24,6 +24,9 @@ history as (
         min(first_observed_at) filter (where status = 'completed') as first_completed_seen_at,
         min(first_observed_at) filter (where status = 'refunded') as first_refunded_seen_at
     from {{ ref('int_order_status_history') }}
+    {% if is_incremental() %}
+    where order_key in (select order_key from orders)
+    {% endif %}
     group by order_key
 ),
 
