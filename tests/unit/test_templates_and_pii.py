@@ -62,3 +62,15 @@ def test_line_chart_keeps_x_order_of_the_data():
     xs = [float(c.split(",")[0]) for c in coords]
     ys = [float(c.split(",")[1]) for c in coords]
     assert xs == sorted(xs) and ys == sorted(ys, reverse=True)
+
+
+def test_aliyun_send_dates_count_days_in_beijing_time():
+    """The gateway stamps SendDate in China time: a batch claimed at 16:30 UTC was sent
+    on the next Beijing day (reconcile asked the UTC day and re-sent what had arrived)."""
+    from datetime import UTC, datetime
+
+    from crm_pipeline.outreach.gateways import aliyun_send_dates
+
+    assert aliyun_send_dates(datetime(2026, 11, 22, 16, 30, tzinfo=UTC)) == ["20261123"]
+    assert aliyun_send_dates(datetime(2026, 11, 22, 15, 50, tzinfo=UTC)) == ["20261122", "20261123"]
+    assert aliyun_send_dates(datetime(2026, 11, 22, 3, 0, tzinfo=UTC)) == ["20261122"]

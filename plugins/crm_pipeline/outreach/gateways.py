@@ -170,25 +170,42 @@ class AliyunSms(Gateway):
         """QuerySendDetails per number for the send day; an OutId match means accepted."""
         result: dict[str, bool | None] = {}
         for m in messages:
-            params = self._signed({
-                "Action": "QuerySendDetails",
-                "PhoneNumber": self.domestic(m.recipient),
-                "SendDate": sent_day.strftime("%Y%m%d"),
-                "PageSize": "50",
-                "CurrentPage": "1",
-            })
-            try:
-                response = self._post(self.config["endpoint"], data=params)
-                body = response.json()
-            except (GatewayError, ValueError):
-                result[m.key] = None
-                continue
-            if body.get("Code") != "OK":
-                result[m.key] = None
-                continue
-            details = (body.get("SmsSendDetailDTOs") or {}).get("SmsSendDetailDTO") or []
-            result[m.key] = any(d.get("OutId") == batch_id for d in details)
+            found: bool | None = False
+            for day in aliyun_send_dates(sent_day):
+                params = self._signed({
+                    "Action": "QuerySendDetails",
+                    "PhoneNumber": self.domestic(m.recipient),
+                    "SendDate": day,
+                    "PageSize": "50",
+                    "CurrentPage": "1",
+                })
+                try:
+                    response = self._post(self.config["endpoint"], data=params)
+                    body = response.json()
+                except (GatewayError, ValueError):
+                    found = None
+                    break
+                if body.get("Code") != "OK":
+                    found = None
+                    break
+                details = (body.get("SmsSendDetailDTOs") or {}).get("SmsSendDetailDTO") or []
+                if any(d.get("OutId") == batch_id for d in details):
+                    found = True
+                    break
+            result[m.key] = found
         return result
+
+
+def aliyun_send_dates(claimed_at: datetime) -> list[str]:
+    """SendDate values (yyyyMMdd, Beijing time as the SMS platform counts days) that can
+    hold a batch claimed at ``claimed_at``: its day, and the next one when the claim was
+    close enough to midnight for the gateway to have stamped the next day."""
+    from datetime import timedelta
+    from zoneinfo import ZoneInfo
+
+    cn = ZoneInfo("Asia/Shanghai")
+    days = [claimed_at.astimezone(cn), (claimed_at + timedelta(minutes=30)).astimezone(cn)]
+    return list(dict.fromkeys(d.strftime("%Y%m%d") for d in days))
 
 
 class SendGridMail(Gateway):
