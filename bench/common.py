@@ -22,17 +22,10 @@ def free_port() -> int:
 def server_url() -> str:
     """The PostgreSQL server benchmarks create their database on (CRM_WAREHOUSE_URL or embedded)."""
     from crm_pipeline.settings import reload_settings
-    from crm_pipeline.warehouse import url_parts
+    from crm_pipeline.warehouse import maintenance_url
 
-    url = os.environ.get("CRM_WAREHOUSE_URL")
-    if not url:
-        from crm_pipeline.warehouse.embedded import EmbeddedPostgres
-
-        s = reload_settings()
-        url = EmbeddedPostgres(s.home, s.embedded_pg_port).ensure_running()
-    p = url_parts(url)
-    auth = p["user"] + (f":{p['password']}" if p["password"] else "")
-    return f"postgresql://{auth}@{p['host']}:{p['port']}/postgres"
+    reload_settings()
+    return maintenance_url()
 
 
 def fresh_database(name: str, migrated: bool = True) -> str:

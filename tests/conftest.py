@@ -40,17 +40,10 @@ def tmp_home(tmp_path_factory) -> Path:
 def server_url() -> str:
     """URL of the PostgreSQL server the tests create their databases on."""
     from crm_pipeline.settings import reload_settings
-    from crm_pipeline.warehouse import url_parts
+    from crm_pipeline.warehouse import maintenance_url
 
-    url = os.environ.get("CRM_WAREHOUSE_URL")
-    if not url:
-        from crm_pipeline.warehouse.embedded import EmbeddedPostgres
-
-        settings = reload_settings()
-        url = EmbeddedPostgres(settings.home, settings.embedded_pg_port).ensure_running()
-    p = url_parts(url)
-    auth = p["user"] + (f":{p['password']}" if p["password"] else "")
-    return f"postgresql://{auth}@{p['host']}:{p['port']}/postgres"
+    reload_settings()
+    return maintenance_url()
 
 
 @pytest.fixture(scope="session")

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from conftest import free_port
 from helpers import rows, table_digest
 
 pytestmark = pytest.mark.e2e
@@ -33,12 +33,6 @@ TABLES = {
 # columns that record *when* a row was written, not what it says
 VOLATILE = ("loaded_at", "batch_id", "planned_at", "updated_at", "created_at", "sent_at", "gateway_ref",
             "quarantined_at", "quarantine_id", "dbt_updated_at", "snapshot_at")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")

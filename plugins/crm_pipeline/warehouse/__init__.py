@@ -23,6 +23,13 @@ def warehouse_url(start_embedded: bool = True) -> str:
     return embedded.ensure_running() if start_embedded else embedded.url()
 
 
+def maintenance_url(url: str | None = None) -> str:
+    """The ``postgres`` database on the warehouse's server (to create and drop databases)."""
+    p = url_parts(url or warehouse_url())
+    auth = p["user"] + (f":{p['password']}" if p["password"] else "")
+    return f"postgresql://{auth}@{p['host']}:{p['port']}/postgres"
+
+
 def url_parts(url: str) -> dict[str, str]:
     """host/port/user/password/dbname of a libpq URL (for dbt and GX)."""
     from psycopg.conninfo import conninfo_to_dict
