@@ -25,7 +25,14 @@ AS_OF = date(2026, 11, 20)
 PAGE = {"taobao": 100, "jd": 100, "shopify": 250, "woocommerce": 100}
 
 
-def run_world(persons: int) -> tuple[int, float, float, float, int]:
+def machine_busy_seconds() -> float:
+    """CPU seconds every core of this machine spent busy (sandbox and PostgreSQL included)."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + fields[4]  # idle + iowait
+    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+
+def run_world(persons: int) -> tuple[int, float, float, float, int, float]:
     from crm_pipeline.config import get_shop
     from crm_pipeline.extract.run import connector_for, run_extract
     from crm_pipeline.pipeline import api_shop_ids
@@ -35,7 +42,7 @@ def run_world(persons: int) -> tuple[int, float, float, float, int]:
         reset_peak_rss()
         rss0 = peak_rss_mb()
         orders = pages = 0
-        wall0, cpu0 = time.perf_counter(), time.process_time()
+        wall0, cpu0, busy0 = time.perf_counter(), time.process_time(), machine_busy_seconds()
         for shop_id in api_shop_ids():
             shop = get_shop(shop_id)
             shop = dataclasses.replace(shop, options={**shop.options, "page_size": PAGE[shop.platform]})
@@ -45,18 +52,19 @@ def run_world(persons: int) -> tuple[int, float, float, float, int]:
             pages += result.pages
             print(f"  {result.summary()}", flush=True)
         wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
-        return orders, wall, cpu, peak_rss_mb() - rss0, pages
+        return orders, wall, cpu, peak_rss_mb() - rss0, pages, machine_busy_seconds() - busy0
 
 
 def main() -> int:
     persons = int(os.environ.get("BENCH_EXTRACT_PERSONS", "12000"))
     small = run_world(max(500, persons // 4))
     big = run_world(persons)
-    for label, (orders, wall, cpu, rss, pages) in (("small", small), ("large", big)):
+    for label, (orders, wall, cpu, rss, pages, busy) in (("small", small), ("large", big)):
         print(f"{label}: {orders} orders, {pages} pages in {wall:.1f}s wall, {cpu:.1f}s CPU here; "
               f"{orders / wall:,.0f} orders/s; {cpu / orders * 10000:.2f} CPU-s per 10k orders; "
-              f"peak memory growth {rss:.1f} MB")
-    orders, wall, cpu, _, pages = big
+              f"peak memory growth {rss:.1f} MB; machine busy {busy:.1f} of {wall * (os.cpu_count() or 1):.1f} "
+              f"core-seconds (this process + sandbox + PostgreSQL)")
+    orders, wall, cpu, _, pages, _ = big
     print(f"client_cpu_orders_per_s={orders / cpu:.0f}")
     print(f"memory_growth_ratio_large_over_small={(big[3] + 1) / (small[3] + 1):.2f}")
     print(f"extract_orders_per_s={orders / wall:.0f}")

@@ -59,3 +59,57 @@ def test_a_missing_credential_names_platform_shop_and_what_to_set(tmp_path, monk
     with pytest.raises(ConfigError) as exc:
         shop.credential("app_secret")
     assert "[jd/a1]" in str(exc.value) and "app_secret" in str(exc.value)
+
+
+def test_prefetch_keeps_order_and_runs_at_most_depth_ahead():
+    import threading
+
+    from crm_pipeline.extract.base import prefetched
+
+    produced: list[int] = []
+    gate = threading.Event()
+
+    def pages():
+        for i in range(10):
+            produced.append(i)
+            yield i
+
+    stream = prefetched(pages(), depth=2)
+    assert next(stream) == 0
+    gate.wait(0.3)  # give the producer time to run ahead as far as it may
+    # consumed 1, queue holds 2, the producer may hold one more it cannot put
+    assert len(produced) <= 4
+    assert list(stream) == list(range(1, 10))
+
+
+def test_prefetch_raises_the_producers_error_in_the_consumer_after_its_good_pages():
+    from crm_pipeline.extract.base import ExtractError, prefetched
+
+    def pages():
+        yield 1
+        yield 2
+        raise ExtractError("taobao", "tmall_flagship", "page 3: gave up")
+
+    got = []
+    with pytest.raises(ExtractError, match=r"\[taobao/tmall_flagship\] page 3"):
+        for page in prefetched(pages()):
+            got.append(page)
+    assert got == [1, 2]
+
+
+def test_prefetch_stops_the_producer_when_the_consumer_stops():
+    from crm_pipeline.extract.base import prefetched
+
+    produced: list[int] = []
+
+    def pages():
+        for i in range(1000):
+            produced.append(i)
+            yield i
+
+    stream = prefetched(pages(), depth=2)
+    assert next(stream) == 0
+    stream.close()  # joins the producer
+    n = len(produced)
+    assert n < 10
+    assert len(produced) == n  # nothing more after close

@@ -8,13 +8,15 @@ driver in ``extract/run.py`` hands pages to the lander.
 
 from __future__ import annotations
 
+import queue
 import random
+import threading
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 from crm_pipeline.pii import get_logger, redact
@@ -110,10 +112,9 @@ class Connector(ABC):
 
     def __init__(self, shop: ShopConfig, session=None, retry: RetryPolicy | None = None,
                  sleep: Callable[[float], None] = time.sleep):
-        import requests
 
         self.shop = shop
-        self.session = session or requests.Session()
+        self.session = session or _session_for(shop.base_url)
         self.retry = retry or RetryPolicy(timeout=float(shop.options.get("timeout", 30)))
         self.sleep = sleep
         self.requests_made = 0
@@ -193,6 +194,73 @@ class Connector(ABC):
         if response.status_code >= 400:
             raise self.fail(f"{what}: HTTP {response.status_code}: {str(body)[:300]}")
         return body
+
+
+T = TypeVar("T")
+
+
+def prefetched(items: Iterator[T], depth: int = 2) -> Iterator[T]:
+    """Iterate ``items`` in a background thread, at most ``depth`` items ahead.
+
+    The next page's HTTP round trip (and the platform's think time) overlaps with
+    landing the current one; memory stays bounded by ``depth`` pages. An error in
+    the producer is raised here, in the consumer; if the consumer stops early the
+    producer stops after its current item.
+    """
+    box: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+    done = object()
+
+    def put(entry) -> bool:
+        while not stop.is_set():
+            try:
+                box.put(entry, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for item in items:
+                if not put((None, item)):
+                    return
+            put((None, done))
+        except BaseException as exc:  # handed to the consumer, which raises it
+            put((exc, None))
+
+    worker = threading.Thread(target=produce, name="prefetch", daemon=True)
+    worker.start()
+    try:
+        while True:
+            exc, item = box.get()
+            if exc is not None:
+                raise exc
+            if item is done:
+                return
+            yield item
+    finally:
+        stop.set()
+        worker.join()
+
+
+def _session_for(base_url: str):
+    """A session with the environment's proxy / CA bundle / netrc settings read once.
+
+    requests re-reads them from ``os.environ`` on every call (``trust_env``), which
+    cost more CPU than parsing the orders; a connector talks to one base URL, so
+    resolving them once for it is equivalent.
+    """
+    import requests
+
+    session = requests.Session()
+    if base_url:
+        env = session.merge_environment_settings(base_url, {}, None, None, None)
+        session.proxies.update(env.get("proxies") or {})
+        session.verify = env.get("verify", True)
+        session.auth = requests.utils.get_netrc_auth(base_url)
+        session.trust_env = False
+    return session
 
 
 def _retry_after(response) -> float | None:

@@ -19,12 +19,13 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 
-from crm_pipeline.extract.base import Connector, ExtractError, ShopConfig, Window, local_day_bounds
+from crm_pipeline.extract.base import Connector, ExtractError, ShopConfig, Window, local_day_bounds, prefetched
 from crm_pipeline.load.landing import Lander, LandingCounts
 from crm_pipeline.pii import get_logger
 
 log = get_logger(__name__)
 MAX_PASSES = 4
+PREFETCH_PAGES = 4  # pages read ahead of the lander (memory stays bounded by this)
 
 
 def connector_for(shop: ShopConfig, **kwargs) -> Connector:
@@ -160,9 +161,8 @@ def run_extract(shop: ShopConfig, mode: str = "nightly", as_of: date | None = No
         with psycopg.connect(url) as conn:
             lander = Lander(conn, shop.platform, shop.shop_id, batch_id,
                             max_amount=_max_amount(shop))
-            pass_no = 0
-            for window in connector.windows(start, end, "backfill" if mode == "backfill" else "nightly"):
-                pass_no = _read_window(connector, lander, window, mode, pass_no, result, verify_counts)
+            windows = connector.windows(start, end, "backfill" if mode == "backfill" else "nightly")
+            _read_windows(connector, lander, windows, mode, result, verify_counts)
             result.counts = lander.finalize()
             if mode != "backfill":
                 conn.execute(
@@ -189,25 +189,64 @@ def run_extract(shop: ShopConfig, mode: str = "nightly", as_of: date | None = No
     return result
 
 
-def _read_window(connector: Connector, lander: Lander, window: Window, mode: str, pass_no: int,
-                 result: BatchResult, verify: bool) -> int:
+def _window_stream(connector: Connector, windows: list[Window], first: int, api_mode: str, verify: bool):
+    """("page", i, records) for every page of windows[first:], then ("end", i, expected count)."""
+    for i in range(first, len(windows)):
+        for page in connector.fetch(windows[i], api_mode):
+            yield "page", i, page
+        yield "end", i, connector.count(windows[i], api_mode) if verify else None
+
+
+def _read_windows(connector: Connector, lander: Lander, windows: list[Window], mode: str, result: BatchResult,
+                  verify: bool) -> None:
+    """Stage every window, pages fetched ahead in a background thread across window
+    boundaries (a nightly Taobao history is hundreds of one-page windows). A window
+    whose pages fall short of the platform's count stops the read-ahead and is read
+    again on its own; the read-ahead then resumes after it."""
     api_mode = "backfill" if mode == "backfill" else "nightly"
-    for attempt in range(1, MAX_PASSES + 1):
+    pass_no, i = 0, 0
+    while i < len(windows):
+        stream = prefetched(_window_stream(connector, windows, i, api_mode, verify), depth=PREFETCH_PAGES)
+        current = -1
+        try:
+            for kind, idx, item in stream:
+                if idx != current:  # first page (or end) of the next window: a new pass
+                    current, pass_no = idx, pass_no + 1
+                if kind == "page":
+                    lander.stage(item, pass_no)
+                    result.pages += 1
+                    continue
+                i = idx + 1
+                if verify and not _window_complete(connector, lander, windows[idx], pass_no, item, 1, result):
+                    pass_no = _read_window(connector, lander, windows[idx], api_mode, pass_no, result, first_attempt=2)
+                    break  # resume the read-ahead after the re-read window
+        finally:
+            stream.close()
+
+
+def _window_complete(connector: Connector, lander: Lander, window: Window, pass_no: int, expected: int | None,
+                     attempt: int, result: BatchResult) -> bool:
+    _rows, distinct = lander.pass_stats(pass_no)
+    if expected is None or distinct >= expected:
+        return True
+    log.warning("[%s/%s] window %s: read %d distinct orders but the platform counts %d "
+                "(changed while paging); re-reading (%d/%d)", connector.platform, connector.shop.shop_id,
+                window, distinct, expected, attempt, MAX_PASSES)
+    result.passes_retried += 1
+    lander.discard_pass(pass_no)
+    return False
+
+
+def _read_window(connector: Connector, lander: Lander, window: Window, api_mode: str, pass_no: int,
+                 result: BatchResult, first_attempt: int = 1) -> int:
+    """Read one window again until its pages match the platform's count (verified reads only)."""
+    for attempt in range(first_attempt, MAX_PASSES + 1):
         pass_no += 1
-        for page in connector.fetch(window, api_mode):
+        for page in prefetched(connector.fetch(window, api_mode)):
             lander.stage(page, pass_no)
             result.pages += 1
-        if not verify:
+        if _window_complete(connector, lander, window, pass_no, connector.count(window, api_mode), attempt, result):
             return pass_no
-        _rows, distinct = lander.pass_stats(pass_no)
-        expected = connector.count(window, api_mode)
-        if expected is None or distinct >= expected:
-            return pass_no
-        log.warning("[%s/%s] window %s: read %d distinct orders but the platform counts %d "
-                    "(changed while paging); re-reading (%d/%d)", connector.platform, connector.shop.shop_id,
-                    window, distinct, expected, attempt, MAX_PASSES)
-        result.passes_retried += 1
-        lander.discard_pass(pass_no)
     raise connector.fail(f"window {window} kept changing while paging ({MAX_PASSES} reads); nothing landed")
 
 

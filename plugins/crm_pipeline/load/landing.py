@@ -18,11 +18,16 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 import orjson
+import psycopg
 
 from crm_pipeline.load.validate import MAX_AMOUNT, inspect
 from crm_pipeline.platforms import platform_spec
 
-_COLUMNS = "pass_no, order_id, valid, reason, source_updated_at, payload, derived, payload_hash"
+# valid rows carry `payload` as jsonb (parsed once, by COPY); quarantined rows keep
+# the text as received in `bad_payload` (it may not even be JSON)
+TEMP_BUFFERS = "128MB"  # the staged run stays in memory (the default 8MB spills to disk)
+WORK_MEM = "64MB"
+_COLUMNS = "pass_no, order_id, valid, reason, source_updated_at, payload, bad_payload, derived, payload_hash"
 
 
 @dataclass
@@ -60,10 +65,18 @@ class Lander:
         self.now = now or datetime.now(UTC)
         self.max_amount = max_amount
         self.staged = 0
+        # temp buffers must be set before the session's first temp table; a
+        # connection that already used one keeps its setting
+        try:
+            with conn.transaction():
+                conn.execute(f"set temp_buffers = '{TEMP_BUFFERS}'")
+        except psycopg.Error:
+            pass
         conn.execute(
             "create temp table if not exists _land ("
             " seq bigserial, pass_no int not null, order_id text, valid boolean not null, reason text,"
-            " source_updated_at timestamptz, payload text not null, derived text, payload_hash text not null"
+            " source_updated_at timestamptz, payload jsonb, bad_payload text, derived jsonb,"
+            " payload_hash text not null"
             ") on commit drop"
         )
         conn.execute("truncate _land")
@@ -85,16 +98,20 @@ class Lander:
                     derived = dict(result.derived)
                     if enrichment:
                         derived["enrichment"] = enrichment
-                    if result.reason is None:
+                    reason = result.reason
+                    if reason is None and b"\\u0000" in data:
+                        # jsonb cannot hold NUL: the whole run would fail at COPY
+                        reason = "unparseable: text contains a NUL character (\\u0000) the warehouse cannot store"
+                    if reason is None:
                         valid += 1
                         copy.write_row((pass_no, result.order_id, True, None, result.updated_at,
-                                        data.decode("utf-8"), orjson.dumps(derived).decode("utf-8"),
+                                        data.decode("utf-8"), None, orjson.dumps(derived).decode("utf-8"),
                                         payload_hash(data)))
                     else:
                         invalid += 1
-                        reason = f"{extra_reason}: {result.reason}" if extra_reason else result.reason
-                        copy.write_row((pass_no, result.order_id, False, reason, None, data.decode("utf-8"),
-                                        None, payload_hash(data)))
+                        reason = f"{extra_reason}: {reason}" if extra_reason else reason
+                        copy.write_row((pass_no, result.order_id, False, reason, None, None,
+                                        data.decode("utf-8"), None, payload_hash(data)))
         self.staged += valid + invalid
         return valid, invalid
 
@@ -103,7 +120,8 @@ class Lander:
         data = text.encode("utf-8", "replace")
         with self.conn.cursor() as cur:
             with cur.copy(f"copy _land ({_COLUMNS}) from stdin") as copy:
-                copy.write_row((pass_no, None, False, f"unparseable: {reason}", None, text, None, payload_hash(data)))
+                copy.write_row((pass_no, None, False, f"unparseable: {reason}", None, None, text, None,
+                                payload_hash(data)))
 
     def pass_stats(self, pass_no: int) -> tuple[int, int]:
         """(rows staged, distinct orders) for one pass over a window."""
@@ -119,6 +137,7 @@ class Lander:
     def finalize(self) -> LandingCounts:
         """Move staged rows into raw.* (caller commits)."""
         counts = LandingCounts()
+        self.conn.execute(f"set local work_mem = '{WORK_MEM}'")  # the distinct-on sorts stay in memory
         params = {"shop": self.shop_id, "batch": self.batch_id, "now": self.now, "platform": self.platform}
         row = self.conn.execute(
             "select count(*),"
@@ -131,7 +150,7 @@ class Lander:
         counts.duplicates = total_rows - counts.received
         self.conn.execute(
             "insert into raw.quarantine (platform, shop_id, batch_id, record_ref, reason, payload, payload_hash)"
-            " select %(platform)s, %(shop)s, %(batch)s, order_id, reason, payload, payload_hash from ("
+            " select %(platform)s, %(shop)s, %(batch)s, order_id, reason, bad_payload, payload_hash from ("
             "  select distinct on (payload_hash, reason) * from _land where not valid"
             "  order by payload_hash, reason, seq) q"
             " on conflict (platform, shop_id, payload_hash, reason) do nothing",
@@ -140,7 +159,7 @@ class Lander:
         cur = self.conn.execute(
             f"insert into raw.{self.table}_versions"
             " (shop_id, order_id, source_updated_at, payload, derived, payload_hash, batch_id, loaded_at)"
-            " select %(shop)s, order_id, source_updated_at, payload::jsonb, derived::jsonb, payload_hash,"
+            " select %(shop)s, order_id, source_updated_at, payload, derived, payload_hash,"
             "  %(batch)s, %(now)s from ("
             "  select distinct on (order_id, payload_hash) * from _land where valid"
             "  order by order_id, payload_hash, seq) v"
@@ -151,7 +170,7 @@ class Lander:
         cur = self.conn.execute(
             f"insert into raw.{self.table} as t"
             " (shop_id, order_id, source_updated_at, payload, derived, payload_hash, batch_id, loaded_at)"
-            " select %(shop)s, order_id, source_updated_at, payload::jsonb, derived::jsonb, payload_hash,"
+            " select %(shop)s, order_id, source_updated_at, payload, derived, payload_hash,"
             "  %(batch)s, %(now)s from ("
             "  select distinct on (order_id) * from _land where valid"
             "  order by order_id, source_updated_at desc, seq desc) c"

@@ -15,7 +15,11 @@ USD_PER_CNY = 1 / 7.2  # the Shopify store sells in USD
 
 
 def _top_time(t: datetime | None) -> str | None:
-    return t.astimezone(TZ).strftime("%Y-%m-%d %H:%M:%S") if t else None
+    if t is None:
+        return None
+    if t.tzinfo is not TZ:
+        t = t.astimezone(TZ)
+    return t.isoformat(" ", "seconds")[:19]  # "YYYY-MM-DD HH:MM:SS" (isoformat is C-fast, strftime is not)
 
 
 def _iso(t: datetime | None) -> str | None:

@@ -29,6 +29,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, urlencode, urlsplit
 
+import orjson
+
 from crm_pipeline.config import load_env_file
 from crm_pipeline.extract.signing import aliyun_rpc_sign, constant_time_equal, top_sign, webhook_sign
 from crm_pipeline.sandbox import formats
@@ -165,7 +167,7 @@ class Handler(BaseHTTPRequestHandler):
 
     def _send(self, status: int, payload: object, headers: dict[str, str] | None = None,
               truncate: bool = False) -> None:
-        body = payload if isinstance(payload, bytes) else json.dumps(payload, ensure_ascii=False).encode("utf-8")
+        body = payload if isinstance(payload, bytes) else orjson.dumps(payload)
         if truncate:
             body = body[: max(1, len(body) // 2)]
         self.send_response(status)
@@ -482,10 +484,9 @@ class Handler(BaseHTTPRequestHandler):
             return self._top_error(41, "Invalid Arguments", "isv.invalid-parameter:query_list", "query_list")
         if len(queries) > 20:
             return self._top_error(41, "Invalid Arguments", "isv.invalid-parameter:query_list", "at most 20 per call")
-        by_tid = {o.order_id: o for o in self.state.world.by_shop.get(shop, [])}
         out = []
         for q in queries:
-            order = by_tid.get(str(q.get("tid")))
+            order = self.state.world.order_by_id(shop, str(q.get("tid")))
             if order and formats.oaid_for(order) == q.get("oaid"):
                 out.append(formats.taobao_decrypt(order))
         self._send(200, {"top_oaid_decrypt_response": {"receiver_list": {"receiver": out},

@@ -329,6 +329,7 @@ class World:
             ev = sorted((t, o.seq) for o in orders for t in o.events())
             self._events[shop_id] = ev
         self._by_seq = {o.seq: o for o in self.orders}
+        self._by_order_id = {(o.shop.shop_id, o.order_id): o for o in self.orders}
 
     def reindex(self) -> None:
         self._index()
@@ -340,6 +341,9 @@ class World:
         hi = bisect.bisect_right(ev, (end, 1 << 62))
         seqs = {seq for _, seq in ev[lo:hi]}
         return [self._by_seq[s] for s in sorted(seqs)]
+
+    def order_by_id(self, shop_id: str, order_id: str) -> Order | None:
+        return self._by_order_id.get((shop_id, order_id))
 
     def created_between(self, shop_id: str, start: datetime, end: datetime) -> list[Order]:
         return [o for o in self.by_shop.get(shop_id, []) if start <= o.created <= end]
