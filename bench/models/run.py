@@ -76,6 +76,16 @@ group by 1
 """
 
 
+def slowest(label: str, top: int = 8) -> None:
+    """Print the slowest nodes of the last dbt command (from its run_results.json)."""
+    path = Path(os.environ["DBT_TARGET_PATH"]) / "run_results.json"
+    results = json.loads(path.read_text())["results"]
+    results.sort(key=lambda r: r["execution_time"], reverse=True)
+    total = sum(r["execution_time"] for r in results)
+    print(f"    {label}: {len(results)} nodes, {total:.1f}s in nodes; slowest: " + ", ".join(
+        f"{r['unique_id'].split('.')[-1]} {r['execution_time']:.1f}s" for r in results[:top]), flush=True)
+
+
 def main() -> int:
     import psycopg
     from crm_pipeline.transform.dbt import run_dbt
@@ -109,6 +119,7 @@ def main() -> int:
     run_dbt(BUILD + ["--full-refresh"], AS_OF, url, capture=True)
     full = time.perf_counter() - t
     print(f"(b) full refresh of all models and the identity snapshot: {full:.1f}s", flush=True)
+    slowest("full refresh")
 
     changed = max(1, n // 400)  # 0.25% changed + 0.25% new = 0.5%
     with psycopg.connect(url) as conn:
@@ -130,6 +141,7 @@ def main() -> int:
     run_dbt(BUILD, AS_OF, url, capture=True)
     incremental = time.perf_counter() - t
     print(f"(c) incremental run after {2 * changed:,} new/changed orders (0.5%): {incremental:.1f}s", flush=True)
+    slowest("incremental", top=12)
     print(f"full_over_reference={full / reference:.2f}")
     print(f"incremental_over_full={incremental / full:.3f}")
     return 0
