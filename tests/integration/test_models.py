@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections import defaultdict
 from decimal import Decimal
 
+import psycopg
 import pytest
 from conftest import MODEL_AS_OF
 from helpers import rows, table_digest
@@ -136,15 +137,82 @@ def test_kpis_agree_with_orders(modeled):
     assert float(pareto) == pytest.approx(1.0)
 
 
+# A night's changes, landed straight into the raw layer: a paid order refunded with a
+# line dropped, a repeat order from an existing buyer, and a guest order carrying one
+# customer's phone and another's e-mail, which merges the two (R3) so the younger
+# customer's old orders change customer_id without being landed again.
+NIGHT_OF_CHANGES = """
+with target as (
+    select shop_id, order_id from raw.shopify_orders
+    where payload ->> 'financial_status' = 'paid' order by jsonb_array_length(payload -> 'line_items') desc, order_id
+    limit 1
+)
+update raw.shopify_orders as r
+set payload = jsonb_set(jsonb_set(r.payload, '{financial_status}', '"refunded"'),
+                        '{line_items}', jsonb_build_array(r.payload -> 'line_items' -> 0)),
+    payload_hash = md5(r.payload_hash || ':refund'), source_updated_at = now(), loaded_at = now(), batch_id = 'night'
+from target as t where r.shop_id = t.shop_id and r.order_id = t.order_id;
+
+insert into raw.shopify_orders_versions
+select shop_id, order_id, source_updated_at, payload, derived, payload_hash, batch_id, loaded_at
+from raw.shopify_orders where batch_id = 'night';
+
+insert into raw.woocommerce_orders
+select shop_id, order_id || '-repeat', now(), payload, derived, md5(payload_hash), 'night', now()
+from raw.woocommerce_orders order by order_id limit 1;
+
+insert into raw.shopify_orders
+select a.shop_id, 'bridge-1', now(),
+       jsonb_set(jsonb_set(a.payload, '{id}', '"bridge-1"'), '{customer}', 'null'),
+       jsonb_build_object('phones', jsonb_build_array(%(phone)s::text), 'emails', jsonb_build_array(%(email)s::text)),
+       md5('bridge-1'), 'night', now()
+from raw.shopify_orders as a where a.shop_id = %(shop)s and a.order_id = %(order_id)s;
+"""
+
+
 def test_full_refresh_equals_incremental(modeled, clone_database):
-    """Issue 4 §9: the incremental path and a full refresh give identical tables."""
+    """Issue 4 §9: after a night of new, changed and identity-merging orders, the
+    incremental run and a full refresh give identical tables."""
     from crm_pipeline import pipeline
+    from crm_pipeline.transform.dbt import run_dbt
 
     url = clone_database(modeled, "fullrefresh")
+    # two different customers who both have an unmasked phone and an e-mail on Shopify
+    (a_customer, a_phone, a_shop, a_order), (b_customer, b_email) = rows(url, """
+        select customer_id, phone_e164, shop_id, order_id from marts.fct_orders
+        where platform = 'shopify' and phone_e164 is not null and email is not null
+        order by customer_id limit 1""")[0], rows(url, """
+        select customer_id, email from marts.fct_orders
+        where platform = 'shopify' and email is not null and phone_e164 is not null
+        order by customer_id desc limit 1""")[0]
+    assert a_customer != b_customer
+    lines_before = dict(rows(url, "select order_key, count(*) from marts.fct_order_items group by 1"))
+    with psycopg.connect(url) as conn:
+        for statement in NIGHT_OF_CHANGES.split(";\n\n"):
+            params = {"phone": a_phone, "email": b_email, "shop": a_shop, "order_id": a_order}
+            conn.execute(statement, params if "%(" in statement else None)
+    # incremental, with no lookback: only the night's rows are re-read (the fixture's
+    # whole history landed minutes ago, inside any lookback window)
+    run_dbt(["build"], MODEL_AS_OF, url, extra_vars={"incremental_lookback_days": 0})
+
+    merged = rows(url, "select count(distinct customer_id) from marts.fct_orders where customer_id in (%s, %s)"
+                       " or order_id = 'bridge-1'", a_customer, b_customer)[0][0]
+    assert merged == 1, "the bridge order should merge the two customers"
+    assert rows(url, "select count(*) from marts.fct_orders where order_id like '%%-repeat'")[0][0] == 1
+    (refund_key,), = rows(url, "select 'shopify:' || shop_id || ':' || order_id from raw.shopify_orders"
+                               " where batch_id = 'night' and payload ->> 'financial_status' = 'refunded'")
+    assert rows(url, "select status from marts.fct_orders where order_key = %s", refund_key) == [("refunded",)]
+    assert lines_before[refund_key] >= 2
+    assert rows(url, "select count(*) from marts.fct_order_items where order_key = %s", refund_key) == [(1,)], \
+        "the refunded order keeps only its remaining line"
+
     checks = {"marts.fct_orders": "order_key", "marts.fct_order_items": "order_item_key",
+              "marts.customer_identities": "identity_key",
               "marts.customer_rfm": "customer_id", "marts.customer_lifecycle": "customer_id",
-              "marts.dim_customers": "customer_id"}
-    before = {t: table_digest(modeled, t, key, exclude=("loaded_at",)) for t, key in checks.items()}
+              "marts.dim_customers": "customer_id", "intermediate.int_order_status_history": "order_key, status",
+              "intermediate.int_identity__node_identifiers": "node_key, identifier_type, identifier_value",
+              "intermediate.int_identity__nodes": "node_key"}
+    incremental = {t: table_digest(url, t, key, exclude=("loaded_at", "last_loaded_at")) for t, key in checks.items()}
     pipeline.transform(MODEL_AS_OF, url=url, full_refresh=True)
-    after = {t: table_digest(url, t, key, exclude=("loaded_at",)) for t, key in checks.items()}
-    assert after == before
+    full = {t: table_digest(url, t, key, exclude=("loaded_at", "last_loaded_at")) for t, key in checks.items()}
+    assert {t: d for t, d in incremental.items() if full[t] != d} == {}

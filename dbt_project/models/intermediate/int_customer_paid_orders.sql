@@ -21,14 +21,21 @@ gaps as (
     from paid
 ),
 
-medians as (
+running as (
+    -- the gaps so far, for the running median (a self-join of each order with
+    -- its predecessors is quadratic in a customer's orders and twice as slow)
+    select *, array_agg(gap_days) over (partition by customer_id order by n) as gaps_so_far
+    from gaps
+),
+
+medians as materialized (
+    -- materialized: the median is used three times below and must be computed once
     select
-        p.customer_id,
-        p.n,
-        percentile_cont(0.5) within group (order by q.gap_days) as median_gap_days
-    from gaps as p
-    inner join gaps as q on q.customer_id = p.customer_id and q.n between 2 and p.n
-    group by p.customer_id, p.n
+        running.*,
+        case when n >= 2 then
+            (select percentile_cont(0.5) within group (order by x) from unnest(gaps_so_far) as x)
+        end as median_gap_days
+    from running
 ),
 
 final as (
@@ -41,16 +48,15 @@ final as (
         g.amount_cny,
         g.gap_days,
         g.next_paid_at,
-        m.median_gap_days,
+        g.median_gap_days,
         g.n - 1 >= {{ var('lifecycle_min_intervals_for_cycle') }} as has_own_cycle,
         case when g.n - 1 >= {{ var('lifecycle_min_intervals_for_cycle') }}
-             then greatest({{ var('lifecycle_min_cycle_days') }}, {{ var('lifecycle_cycle_at_risk_multiplier') }} * m.median_gap_days)
+             then greatest({{ var('lifecycle_min_cycle_days') }}, {{ var('lifecycle_cycle_at_risk_multiplier') }} * g.median_gap_days)
              else {{ var('lifecycle_at_risk_days') }} end as at_risk_after_days,
         case when g.n - 1 >= {{ var('lifecycle_min_intervals_for_cycle') }}
-             then greatest({{ var('lifecycle_min_cycle_days') }} * 2, {{ var('lifecycle_cycle_churn_multiplier') }} * m.median_gap_days)
+             then greatest({{ var('lifecycle_min_cycle_days') }} * 2, {{ var('lifecycle_cycle_churn_multiplier') }} * g.median_gap_days)
              else {{ var('lifecycle_churn_days') }} end as churn_after_days
-    from gaps as g
-    left join medians as m on m.customer_id = g.customer_id and m.n = g.n
+    from medians as g
 )
 
 select * from final

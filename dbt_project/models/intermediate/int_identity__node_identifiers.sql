@@ -1,22 +1,34 @@
+{{ config(
+    materialized='incremental',
+    unique_key='node_key',
+    incremental_strategy='delete+insert',
+    indexes=[{'columns': ['node_key']}],
+    post_hook=["{{ drop_orphan_nodes() }}"]
+) }}
 -- Every identifier seen on a node, with the first order it came from (the evidence).
 -- phone: E.164 (phonenumbers, at landing); email: lower-cased; name_address: a
 -- weak signal, only when the address is specific enough. Masked phones never
 -- appear here: a masked value cannot merge two customers.
+-- Incremental, keyed by node: the nodes of orders landed since the last run
+-- (minus the lookback) are rebuilt from all their orders.
 
 with orders as (
     select * from {{ ref('int_orders') }}
+    {% if is_incremental() %}
+    where node_key = any(array({{ identity_nodes_touched_since(incremental_since('last_loaded_at')) }}))
+    {% endif %}
 ),
 
 phones as (
     select o.node_key, 'phone' as identifier_type, p.value as identifier_value, o.order_key, o.created_at,
-           {{ norm_text('coalesce(o.receiver_name, o.buyer_nick)') }} as holder
+           {{ norm_text('coalesce(o.receiver_name, o.buyer_nick)') }} as holder, o.loaded_at
     from orders as o
     cross join lateral jsonb_array_elements_text(coalesce(o.phones, '[]'::jsonb)) as p(value)
 ),
 
 emails as (
     select node_key, 'email', lower(email), order_key, created_at,
-           {{ norm_text('coalesce(receiver_name, buyer_nick)') }}
+           {{ norm_text('coalesce(receiver_name, buyer_nick)') }}, loaded_at
     from orders
     where email is not null
 ),
@@ -24,7 +36,7 @@ emails as (
 name_addresses as (
     select node_key, 'name_address',
            md5({{ norm_text('receiver_name') }} || '|' || {{ norm_text('address') }}),
-           order_key, created_at, {{ norm_text('receiver_name') }}
+           order_key, created_at, {{ norm_text('receiver_name') }}, loaded_at
     from orders
     where {{ norm_text('receiver_name') }} is not null
       and length({{ norm_text('address') }}) >= {{ var('identity_min_address_length') }}
@@ -43,7 +55,8 @@ final as (
         identifier_value,
         (array_agg(order_key order by created_at, order_key))[1] as evidence_order_key,
         min(created_at) as first_seen_at,
-        min(holder) as holder
+        min(holder) as holder,
+        max(loaded_at) as last_loaded_at
     from all_identifiers
     group by node_key, identifier_type, identifier_value
 )

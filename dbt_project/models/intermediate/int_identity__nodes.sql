@@ -1,9 +1,21 @@
+{{ config(
+    materialized='incremental',
+    unique_key='node_key',
+    incremental_strategy='delete+insert',
+    indexes=[{'columns': ['node_key'], 'unique': true}],
+    post_hook=["{{ drop_orphan_nodes() }}"]
+) }}
 -- Identity nodes (R3): one per platform buyer account, or per order when the
 -- platform gives no buyer id (guest checkouts, spreadsheet rows without one).
 -- The platform buyer id is itself an identifier: all its orders are one node.
+-- Incremental, keyed by node: the nodes of orders landed since the last run
+-- (minus the lookback) are rebuilt from all their orders.
 
 with orders as (
     select * from {{ ref('int_orders') }}
+    {% if is_incremental() %}
+    where node_key = any(array({{ identity_nodes_touched_since(incremental_since('last_loaded_at')) }}))
+    {% endif %}
 ),
 
 final as (
@@ -13,7 +25,8 @@ final as (
         min(shop_id) as shop_id,
         min(created_at) as first_seen_at,
         (array_agg(order_key order by created_at, order_key))[1] as first_order_key,
-        count(*) as orders
+        count(*) as orders,
+        max(loaded_at) as last_loaded_at
     from orders
     group by node_key
 )

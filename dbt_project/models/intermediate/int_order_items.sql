@@ -1,20 +1,26 @@
 {{ config(
     materialized='incremental',
-    unique_key=['order_key', 'line_no'],
+    unique_key='order_key',
     incremental_strategy='delete+insert',
     indexes=[{'columns': ['order_key']}]
 ) }}
+{{ depends_on_raw_orders() }}
 -- Line items with product category and usage period (seed product_catalog).
+-- Keyed by order: every line of a changed order is replaced, so a line the
+-- platform dropped does not linger.
+
+{% set since = incremental_since('loaded_at') %}
 
 with items as (
-    select i.*
-    from {{ ref('int_order_items__unioned') }} as i
     {% if is_incremental() %}
-    where i.order_key in (
-        select order_key from {{ ref('int_orders') }}
-        where loaded_at > (select coalesce(max(loaded_at), '1900-01-01') from {{ this }})
-                          - interval '{{ var("incremental_lookback_days") }} days'
-    )
+    -- the current version's lines of orders landed since the last load (minus
+    -- the lookback), read from the raw layer by its loaded_at index
+    {% for p in order_platforms() %}
+    {{ order_items_landed_since(p, since) }}
+    {% if not loop.last %}union all{% endif %}
+    {% endfor %}
+    {% else %}
+    select * from {{ ref('int_order_items__unioned') }}
     {% endif %}
 ),
 

@@ -4,18 +4,22 @@
     incremental_strategy='delete+insert',
     indexes=[{'columns': ['order_key']}]
 ) }}
+{{ depends_on_raw_orders(versions=true) }}
 -- When each order was first and last seen in each status (from every landed
 -- version). Gives milestone times a platform does not send (JD shipping time).
+-- Incremental: every version of each order that got a new one since the last
+-- load (minus the lookback), read by key from the raw layer (macros/incremental.sql).
+
+{% set since = incremental_since('last_loaded_at') %}
 
 with versions as (
-    select * from {{ ref('int_order_versions__unioned') }}
-    where status is not null
     {% if is_incremental() %}
-      and order_key in (
-          select order_key from {{ ref('int_order_versions__unioned') }}
-          where loaded_at > (select coalesce(max(last_loaded_at), '1900-01-01') from {{ this }})
-                            - interval '{{ var("incremental_lookback_days") }} days'
-      )
+    {% for p in order_platforms() %}
+    select order_key, status, source_updated_at, loaded_at from ({{ order_versions_changed_since(p, since) }}) as {{ p }}_changed
+    {% if not loop.last %}union all{% endif %}
+    {% endfor %}
+    {% else %}
+    select order_key, status, source_updated_at, loaded_at from {{ ref('int_order_versions__unioned') }}
     {% endif %}
 ),
 
@@ -28,6 +32,7 @@ final as (
         count(*) as versions,
         max(loaded_at) as last_loaded_at
     from versions
+    where status is not null
     group by order_key, status
 )
 

@@ -11,8 +11,7 @@
 with orders as (
     select * from {{ ref('int_orders__unioned') }}
     {% if is_incremental() %}
-    where loaded_at > (select coalesce(max(loaded_at), '1900-01-01') from {{ this }})
-                      - interval '{{ var("incremental_lookback_days") }} days'
+    where loaded_at > {{ incremental_since('loaded_at') }}
     {% endif %}
 ),
 

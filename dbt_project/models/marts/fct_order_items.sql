@@ -1,9 +1,35 @@
-{{ config(indexes=[{'columns': ['order_key']}, {'columns': ['customer_id']}]) }}
+{{ config(
+    materialized='incremental',
+    unique_key='order_key',
+    incremental_strategy='delete+insert',
+    indexes=[{'columns': ['order_key']}, {'columns': ['customer_id']}, {'columns': ['loaded_at']}]
+) }}
 -- One row per order line, with product category, usage period and margin.
+-- Incremental, keyed by order: the lines of orders landed since the last run
+-- (minus the lookback), and of orders whose customer or status changed in fct_orders.
 
+{% if is_incremental() %}
+with changed as (
+    select order_key from {{ ref('int_order_items') }}
+    where loaded_at > {{ incremental_since('loaded_at') }}
+    union
+    select t.order_key
+    from {{ this }} as t
+    inner join {{ ref('fct_orders') }} as o on o.order_key = t.order_key
+    where (t.customer_id, t.is_paid, t.status, t.order_date, t.paid_at)
+          is distinct from (o.customer_id, o.is_paid, o.status, o.order_date, o.paid_at)
+),
+
+items as (
+    -- an array keeps the planner on the order_key index
+    select * from {{ ref('int_order_items') }}
+    where order_key = any(array(select order_key from changed))
+),
+{% else %}
 with items as (
     select * from {{ ref('int_order_items') }}
 ),
+{% endif %}
 
 orders as (
     select order_key, customer_id, platform, shop_id, order_date, paid_at, is_paid, status
@@ -36,7 +62,8 @@ final as (
         i.currency,
         i.line_amount_cny,
         round(c.unit_cost * i.quantity, 2) as line_cost_cny,
-        round(i.line_amount_cny - c.unit_cost * i.quantity, 2) as line_margin_cny
+        round(i.line_amount_cny - c.unit_cost * i.quantity, 2) as line_margin_cny,
+        i.loaded_at
     from items as i
     inner join orders as o on o.order_key = i.order_key
     left join catalog as c on c.sku = i.sku

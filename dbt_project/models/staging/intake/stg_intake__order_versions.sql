@@ -1,6 +1,6 @@
 -- Every landed version of every intake order: the status history.
 with source as (
-    select * from {{ source('raw', 'intake_orders_versions') }}
+    {{ raw_rows(source('raw', 'intake_orders_versions')) }}
 ),
 
 final as (

@@ -1,6 +1,6 @@
 -- Current state of every intake order (latest landed version), unified columns.
 with source as (
-    select * from {{ source('raw', 'intake_orders') }}
+    {{ raw_rows(source('raw', 'intake_orders')) }}
 ),
 
 final as (

@@ -1,6 +1,6 @@
 -- Every landed version of every jd order: the status history.
 with source as (
-    select * from {{ source('raw', 'jd_orders_versions') }}
+    {{ raw_rows(source('raw', 'jd_orders_versions')) }}
 ),
 
 final as (

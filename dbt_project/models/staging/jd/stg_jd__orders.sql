@@ -1,6 +1,6 @@
 -- Current state of every jd order (latest landed version), unified columns.
 with source as (
-    select * from {{ source('raw', 'jd_orders') }}
+    {{ raw_rows(source('raw', 'jd_orders')) }}
 ),
 
 final as (

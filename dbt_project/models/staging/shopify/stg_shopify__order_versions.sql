@@ -1,6 +1,6 @@
 -- Every landed version of every shopify order: the status history.
 with source as (
-    select * from {{ source('raw', 'shopify_orders_versions') }}
+    {{ raw_rows(source('raw', 'shopify_orders_versions')) }}
 ),
 
 final as (

@@ -1,6 +1,6 @@
 -- Current state of every shopify order (latest landed version), unified columns.
 with source as (
-    select * from {{ source('raw', 'shopify_orders') }}
+    {{ raw_rows(source('raw', 'shopify_orders')) }}
 ),
 
 final as (

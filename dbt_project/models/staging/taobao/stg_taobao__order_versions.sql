@@ -1,6 +1,6 @@
 -- Every landed version of every taobao order: the status history.
 with source as (
-    select * from {{ source('raw', 'taobao_trades_versions') }}
+    {{ raw_rows(source('raw', 'taobao_trades_versions')) }}
 ),
 
 final as (

@@ -1,6 +1,6 @@
 -- Current state of every taobao order (latest landed version), unified columns.
 with source as (
-    select * from {{ source('raw', 'taobao_trades') }}
+    {{ raw_rows(source('raw', 'taobao_trades')) }}
 ),
 
 final as (

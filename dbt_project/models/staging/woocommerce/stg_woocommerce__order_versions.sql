@@ -1,6 +1,6 @@
 -- Every landed version of every woocommerce order: the status history.
 with source as (
-    select * from {{ source('raw', 'woocommerce_orders_versions') }}
+    {{ raw_rows(source('raw', 'woocommerce_orders_versions')) }}
 ),
 
 final as (

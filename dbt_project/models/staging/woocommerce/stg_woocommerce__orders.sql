@@ -1,6 +1,6 @@
 -- Current state of every woocommerce order (latest landed version), unified columns.
 with source as (
-    select * from {{ source('raw', 'woocommerce_orders') }}
+    {{ raw_rows(source('raw', 'woocommerce_orders')) }}
 ),
 
 final as (
