@@ -56,3 +56,8 @@
     from {{ relation }} as r
     cross join lateral (select r.payload || '{}'::jsonb as payload offset 0) as d
 {%- endmacro %}
+
+{#- Every order source; staging has one model set per entry. -#}
+{% macro order_platforms() -%}
+    {{ return(['taobao', 'jd', 'shopify', 'woocommerce', 'intake']) }}
+{%- endmacro %}

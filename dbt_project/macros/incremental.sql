@@ -8,10 +8,6 @@
   reach the staging rows of the changed orders only, by primary key.
 -#}
 
-{% macro order_platforms() -%}
-    {{ return(['taobao', 'jd', 'shopify', 'woocommerce', 'intake']) }}
-{%- endmacro %}
-
 {% macro raw_order_table(platform, versions=false) -%}
     {%- set tables = {'taobao': 'taobao_trades', 'jd': 'jd_orders', 'shopify': 'shopify_orders',
                       'woocommerce': 'woocommerce_orders', 'intake': 'intake_orders'} -%}

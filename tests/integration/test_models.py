@@ -187,9 +187,9 @@ def test_full_refresh_equals_incremental(modeled, clone_database):
         order by customer_id desc limit 1""")[0]
     assert a_customer != b_customer
     lines_before = dict(rows(url, "select order_key, count(*) from marts.fct_order_items group by 1"))
+    params = {"phone": a_phone, "email": b_email, "shop": a_shop, "order_id": a_order}
     with psycopg.connect(url) as conn:
         for statement in NIGHT_OF_CHANGES.split(";\n\n"):
-            params = {"phone": a_phone, "email": b_email, "shop": a_shop, "order_id": a_order}
             conn.execute(statement, params if "%(" in statement else None)
     # incremental, with no lookback: only the night's rows are re-read (the fixture's
     # whole history landed minutes ago, inside any lookback window)

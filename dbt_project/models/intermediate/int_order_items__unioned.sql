@@ -1,9 +1,8 @@
 {{ config(materialized='view') }}
 -- Line items of all platforms (view).
-{% set platforms = ['taobao', 'jd', 'shopify', 'woocommerce', 'intake'] %}
 
 with unioned as (
-    {% for p in platforms %}
+    {% for p in order_platforms() %}
     select * from {{ ref('stg_' ~ p ~ '__order_items') }}
     {% if not loop.last %}union all{% endif %}
     {% endfor %}

@@ -1,9 +1,8 @@
 {{ config(materialized='view') }}
 -- Every landed version of every order, all platforms (view).
-{% set platforms = ['taobao', 'jd', 'shopify', 'woocommerce', 'intake'] %}
 
 with unioned as (
-    {% for p in platforms %}
+    {% for p in order_platforms() %}
     select order_key, status, source_updated_at, loaded_at from {{ ref('stg_' ~ p ~ '__order_versions') }}
     {% if not loop.last %}union all{% endif %}
     {% endfor %}
