@@ -8,6 +8,7 @@ to succeed at all).
 from __future__ import annotations
 
 from collections import defaultdict
+from datetime import timedelta
 from decimal import Decimal
 
 import psycopg
@@ -170,10 +171,47 @@ from raw.shopify_orders as a where a.shop_id = %(shop)s and a.order_id = %(order
 """
 
 
+# tables an incremental run must leave exactly as a full refresh builds them, by key
+INCREMENTAL_TABLES = {
+    "marts.fct_orders": "order_key", "marts.fct_order_items": "order_item_key",
+    "marts.customer_identities": "identity_key",
+    "marts.customer_rfm": "customer_id", "marts.customer_lifecycle": "customer_id",
+    "marts.dim_customers": "customer_id", "intermediate.int_order_status_history": "order_key, status",
+    "intermediate.int_identity__node_identifiers": "node_key, identifier_type, identifier_value",
+    "intermediate.int_identity__nodes": "node_key",
+    # customer-scoped (D21)
+    "intermediate.int_customer_orders": "order_key", "intermediate.int_customer_paid_orders": "order_key",
+    "marts.customer_lifecycle_history": "lifecycle_key", "marts.points_ledger": "points_entry_key",
+    "marts.kpi_daily": "kpi_date",
+}
+
+
+def assert_equals_full_refresh(url: str, as_of) -> None:
+    """Digest INCREMENTAL_TABLES, full-refresh the project for `as_of`, digest again: equal."""
+    from crm_pipeline import pipeline
+
+    exclude = ("loaded_at", "last_loaded_at")
+    incremental = {t: table_digest(url, t, key, exclude=exclude) for t, key in INCREMENTAL_TABLES.items()}
+    pipeline.transform(as_of, url=url, full_refresh=True)
+    full = {t: table_digest(url, t, key, exclude=exclude) for t, key in INCREMENTAL_TABLES.items()}
+    assert {t: d for t, d in incremental.items() if full[t] != d} == {}
+
+
+def assert_latest_generation_partial(url: str) -> int:
+    """The last run rebuilt some customers, not all (else the equality proves nothing)."""
+    (full_rebuild, touched, customers), = rows(url, """
+        select m.full_rebuild,
+               (select count(*) from intermediate.int_customer_increments where seq = m.seq and not is_marker),
+               (select count(distinct customer_id) from marts.fct_orders)
+        from intermediate.int_customer_increments as m where is_marker order by seq desc limit 1""")
+    assert not full_rebuild
+    assert 0 < touched < customers / 2, (touched, customers)
+    return touched
+
+
 def test_full_refresh_equals_incremental(modeled, clone_database):
     """Issue 4 §9: after a night of new, changed and identity-merging orders, the
     incremental run and a full refresh give identical tables."""
-    from crm_pipeline import pipeline
     from crm_pipeline.transform.dbt import run_dbt
 
     url = clone_database(modeled, "fullrefresh")
@@ -206,13 +244,34 @@ def test_full_refresh_equals_incremental(modeled, clone_database):
     assert rows(url, "select count(*) from marts.fct_order_items where order_key = %s", refund_key) == [(1,)], \
         "the refunded order keeps only its remaining line"
 
-    checks = {"marts.fct_orders": "order_key", "marts.fct_order_items": "order_item_key",
-              "marts.customer_identities": "identity_key",
-              "marts.customer_rfm": "customer_id", "marts.customer_lifecycle": "customer_id",
-              "marts.dim_customers": "customer_id", "intermediate.int_order_status_history": "order_key, status",
-              "intermediate.int_identity__node_identifiers": "node_key, identifier_type, identifier_value",
-              "intermediate.int_identity__nodes": "node_key"}
-    incremental = {t: table_digest(url, t, key, exclude=("loaded_at", "last_loaded_at")) for t, key in checks.items()}
-    pipeline.transform(MODEL_AS_OF, url=url, full_refresh=True)
-    full = {t: table_digest(url, t, key, exclude=("loaded_at", "last_loaded_at")) for t, key in checks.items()}
-    assert {t: d for t, d in incremental.items() if full[t] != d} == {}
+    assert_latest_generation_partial(url)
+    assert_equals_full_refresh(url, MODEL_AS_OF)
+
+
+def test_customer_scoped_models_follow_the_as_of_day(modeled, clone_database):
+    """D21: the per-customer tables (orders as of, paid sequence, lifecycle history,
+    points) rebuild only the customers whose inputs changed. When the as-of day
+    moves, silence alone turns customers at risk or churned; a model that missed a
+    run catches up. Both must still equal a full refresh (issue 4 §9, R17)."""
+    from crm_pipeline.transform.dbt import run_dbt
+
+    url = clone_database(modeled, "asofday")
+    first, final = MODEL_AS_OF + timedelta(days=20), MODEL_AS_OF + timedelta(days=75)
+    # a run that stops at int_customer_orders: the three models after it miss its generation
+    run_dbt(["build", "--select", "+int_customer_orders"], first, url)
+    applied = dict(rows(url, "select model, seq from intermediate.customer_increments_applied"))
+    assert applied["int_customer_orders"] > applied["customer_lifecycle_history"]
+    with psycopg.connect(url) as conn:  # and a repeat order landed in between
+        conn.execute("insert into raw.woocommerce_orders select shop_id, order_id || '-later', now(), payload,"
+                     " derived, md5(payload_hash || 'later'), 'later', now()"
+                     " from raw.woocommerce_orders order by order_id limit 1")
+    before = dict(rows(url, "select stage, count(*) from marts.customer_lifecycle where stage in ('at_risk', 'churned')"
+                            " group by 1"))
+    run_dbt(["build"], final, url, extra_vars={"incremental_lookback_days": 0})
+    assert assert_latest_generation_partial(url) > 1
+    after = dict(rows(url, "select stage, count(*) from marts.customer_lifecycle where stage in ('at_risk', 'churned')"
+                           " group by 1"))
+    assert after.get("churned", 0) > before.get("churned", 0), "75 days of silence churn some customers"
+    assert rows(url, "select count(distinct model) from intermediate.customer_increments_applied"
+                     " where seq = (select max(seq) from intermediate.int_customer_increments)")[0][0] == 4
+    assert_equals_full_refresh(url, final)

@@ -1,5 +1,7 @@
+{{ config(indexes=[{'columns': ['customer_id']}], **customer_incremental_config()) }}
 -- Paid orders per customer in sequence, with the gap to the previous one and
 -- the customer's own repurchase cycle known at that moment (median gap so far).
+-- Customer-scoped incremental (D21): see macros/customer_increments.sql.
 
 with paid as (
     select
@@ -10,7 +12,7 @@ with paid as (
         amount_cny,
         row_number() over (partition by customer_id order by paid_at, order_key) as n
     from {{ ref('int_customer_orders') }}
-    where is_paid_as_of
+    where is_paid_as_of and {{ customer_increment_filter() }}
 ),
 
 gaps as (

@@ -1,4 +1,4 @@
-{{ config(indexes=[{'columns': ['customer_id']}]) }}
+{{ config(indexes=[{'columns': ['customer_id']}], **customer_incremental_config()) }}
 -- Lifecycle stage history (R17) as intervals [valid_from, valid_to): the stage
 -- on any day is the row covering it. Stages:
 --   prospect   ordered but never kept a purchase (unpaid, closed, or refunded)
@@ -10,9 +10,13 @@
 --   churned    no purchase for churn_after_days
 -- Thresholds follow the customer's own repurchase cycle once it has one
 -- (multipliers of the median gap so far), else the shop default (R10: 100 days).
+-- Customer-scoped incremental (D21): see macros/customer_increments.sql.
+
+{%- set rebuilt = customer_increment_filter() %}
 
 with paid as (
     select * from {{ ref('int_customer_paid_orders') }}
+    where {{ rebuilt }}
 ),
 
 prev as (
@@ -26,7 +30,7 @@ first_orders as (
     -- orders that are not a kept purchase (unpaid, closed unpaid, refunded): a prospect's orders
     select customer_id, min(created_at) as first_order_at
     from {{ ref('int_customer_orders') }}
-    where not is_paid_as_of
+    where not is_paid_as_of and {{ rebuilt }}
     group by customer_id
 ),
 
@@ -77,8 +81,8 @@ sequenced as (
         customer_id,
         stage,
         valid_from,
-        lead(valid_from) over (partition by customer_id order by valid_from, event_order) as valid_to,
-        lag(stage) over (partition by customer_id order by valid_from, event_order) as previous_stage,
+        lead(valid_from) over (partition by customer_id order by valid_from, event_order, paid_orders_so_far) as valid_to,
+        lag(stage) over (partition by customer_id order by valid_from, event_order, paid_orders_so_far) as previous_stage,
         paid_orders_so_far
     from bounded
 ),

@@ -1,10 +1,12 @@
-{{ config(indexes=[{'columns': ['customer_id']}]) }}
+{{ config(indexes=[{'columns': ['customer_id']}], **customer_incremental_config()) }}
 -- Membership points (R20): earned on each paid order (points_per_cny per CNY),
 -- taken back when the order is refunded. One row per movement, up to the run's day.
+-- Customer-scoped incremental (D21): see macros/customer_increments.sql.
 
 with orders as (
     select * from {{ ref('int_customer_orders') }}
     where paid_at is not null and paid_at < {{ as_of_end() }} and status <> 'closed'
+      and {{ customer_increment_filter() }}
 ),
 
 movements as (
