@@ -27,15 +27,15 @@ prev as (
 ),
 
 first_orders as (
-    -- orders that are not a kept purchase (unpaid, closed unpaid, refunded): a prospect's orders
-    select customer_id, min(created_at) as first_order_at
+    -- orders that are not a kept purchase (unpaid, closed unpaid, refunded): a prospect's
+    -- orders; beside the first kept purchase (the paid sequence's n = 1), in one pass
+    select
+        customer_id,
+        min(created_at) filter (where not is_paid_as_of) as first_order_at,
+        min(paid_at) filter (where is_paid_as_of) as first_paid_at
     from {{ ref('int_customer_orders') }}
-    where not is_paid_as_of and {{ rebuilt }}
+    where {{ rebuilt }}
     group by customer_id
-),
-
-first_paid as (
-    select customer_id, paid_at as first_paid_at from paid where n = 1
 ),
 
 events as (
@@ -66,10 +66,9 @@ events as (
 
     union all
     -- ordered before paying (or never paid)
-    select f.customer_id, f.first_order_at, 'prospect', 0, 0
-    from first_orders as f
-    left join first_paid as p on p.customer_id = f.customer_id
-    where p.first_paid_at is null or f.first_order_at < p.first_paid_at
+    select customer_id, first_order_at, 'prospect', 0, 0
+    from first_orders
+    where first_order_at is not null and (first_paid_at is null or first_order_at < first_paid_at)
 ),
 
 bounded as (

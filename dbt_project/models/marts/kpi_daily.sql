@@ -1,46 +1,38 @@
 -- Shop health by day (R19), from the first order to the run's business day.
 -- Revenue is net of refunds (as of the run's day); new = first paid order ever.
 
-with orders as (
-    select * from {{ ref('int_customer_orders') }}
-),
+-- Each CTE reads its table directly: a CTE referenced several times is
+-- materialized, which cost more than scanning the table again.
 
-paid_seq as (
-    select customer_id, paid_date, n from {{ ref('int_customer_paid_orders') }}
-),
-
-bounds as (
-    select min(order_date) as first_day from orders
+with created as (
+    select order_date as kpi_date, count(*) as orders_created
+    from {{ ref('int_customer_orders') }} group by order_date
 ),
 
 days as (
-    select generate_series(b.first_day, {{ as_of_date() }}, interval '1 day')::date as kpi_date
-    from bounds as b
-    where b.first_day is not null
-),
-
-created as (
-    select order_date as kpi_date, count(*) as orders_created
-    from orders group by order_date
+    -- from the first order (every order has a created day) to the run's day
+    select generate_series(min(kpi_date), {{ as_of_date() }}, interval '1 day')::date as kpi_date
+    from created
+    having min(kpi_date) is not null
 ),
 
 paid as (
     select paid_date as kpi_date, count(*) as orders_paid, sum(amount_cny) as revenue_cny,
            count(distinct customer_id) as buying_customers
-    from orders where is_paid_as_of group by paid_date
+    from {{ ref('int_customer_orders') }} where is_paid_as_of group by paid_date
 ),
 
 refunds as (
     select (refunded_at at time zone '{{ var("default_timezone") }}')::date as kpi_date, count(*) as orders_refunded,
            sum(amount_cny) as refunded_cny
-    from orders where is_refunded_as_of group by 1
+    from {{ ref('int_customer_orders') }} where is_refunded_as_of group by 1
 ),
 
 firsts as (
     select paid_date as kpi_date,
            count(distinct customer_id) filter (where n = 1) as new_customers,
            count(distinct customer_id) filter (where n > 1) as returning_customers
-    from paid_seq group by paid_date
+    from {{ ref('int_customer_paid_orders') }} group by paid_date
 ),
 
 lifecycle_moves as (
