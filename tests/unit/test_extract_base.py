@@ -113,3 +113,80 @@ def test_prefetch_stops_the_producer_when_the_consumer_stops():
     n = len(produced)
     assert n < 10
     assert len(produced) == n  # nothing more after close
+
+
+def _decrypting_connector(workers: int, fail_oaid: str | None = None):
+    """A TOP connector whose decrypt call is local: it records how many run at once."""
+    import random
+    import threading
+    import time
+
+    from crm_pipeline.extract.taobao import TaobaoConnector
+
+    shop = ShopConfig("tmall_flagship", "taobao", options={"decrypt_pii": True, "decrypt_parallel": workers})
+    conn = TaobaoConnector(shop)
+    state = {"now": 0, "peak": 0, "calls": 0}
+    lock = threading.Lock()
+
+    def call(method, params, what):
+        import json
+
+        assert method == "taobao.top.oaid.decrypt"
+        query = json.loads(params["query_list"])
+        assert len(query) <= 20  # the API's limit per call (reference §3)
+        with lock:
+            state["now"] += 1
+            state["calls"] += 1
+            state["peak"] = max(state["peak"], state["now"])
+        time.sleep(random.uniform(0.005, 0.03))  # batches finish out of order
+        with lock:
+            state["now"] -= 1
+        if any(q["oaid"] == fail_oaid for q in query):
+            raise ExtractError("taobao", "tmall_flagship", "oaid decrypt: gave up after 6 attempts")
+        return {"receiver_list": {"receiver": [
+            {"oaid": q["oaid"], "tid": q["tid"], "mobile": f"1390000{int(q['tid']):04d}", "name": "n"} for q in query]}}
+
+    conn.call = call
+    return conn, state
+
+
+def test_decrypt_batches_run_in_parallel_and_attach_to_their_own_orders():
+    conn, state = _decrypting_connector(workers=3)
+    page = [{"tid": i, "oaid": f"o{i}", "receiver_mobile": "139****0000"} for i in range(95)]
+    page.append({"tid": 999, "oaid": "plain", "receiver_mobile": "13912345678"})  # not masked: not sent
+    out = conn.enrich(page)
+    assert state["calls"] == 5 and 2 <= state["peak"] <= 3
+    for r in out[:95]:
+        assert r["__enrichment__"]["receiver"]["mobile"] == f"1390000{r['tid']:04d}"
+    assert "__enrichment__" not in out[95]
+
+
+def test_a_failed_decrypt_batch_fails_the_page():
+    conn, _ = _decrypting_connector(workers=4, fail_oaid="o57")
+    page = [{"tid": i, "oaid": f"o{i}", "receiver_mobile": "139****0000"} for i in range(100)]
+    with pytest.raises(ExtractError, match=r"\[taobao/tmall_flagship\] oaid decrypt"):
+        conn.enrich(page)
+
+
+def test_in_parallel_keeps_call_order_and_bounds_concurrency():
+    import threading
+    import time
+
+    from crm_pipeline.extract.base import in_parallel
+
+    running, peak, lock = [0], [0], threading.Lock()
+
+    def job(i):
+        def run():
+            with lock:
+                running[0] += 1
+                peak[0] = max(peak[0], running[0])
+            time.sleep(0.02 * (5 - i % 5))
+            with lock:
+                running[0] -= 1
+            return i
+        return run
+
+    assert in_parallel([job(i) for i in range(10)], workers=2) == list(range(10))
+    assert peak[0] == 2
+    assert in_parallel([job(i) for i in range(3)], workers=1) == [0, 1, 2]

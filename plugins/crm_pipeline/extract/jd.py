@@ -64,7 +64,7 @@ class JdConnector(Connector):
                 "360buy_param_json": json.dumps(biz, ensure_ascii=False, separators=(",", ":")),
             }
             params["sign"] = top_sign(params, secret, "md5")
-            return self.session.post(self.shop.base_url, data=params, timeout=self.retry.timeout)
+            return self.post_form(params)
 
         def check(response):
             body = self.parse_json(response, what)
