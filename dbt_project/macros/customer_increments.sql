@@ -1,10 +1,11 @@
 {#-
   Customer-scoped incremental builds (DECISIONLOG D21).
 
-  int_customer_orders, int_customer_paid_orders, customer_lifecycle_history and
-  points_ledger are computed per customer (every window partitions by
-  customer_id) and "as of" the run's business day. A nightly run rebuilds the
-  rows of the customers whose inputs changed and keeps everyone else's:
+  int_customer_orders, int_customer_paid_orders, int_customer_profile (D23),
+  customer_lifecycle_history and points_ledger are computed per customer
+  (every window partitions by customer_id) and "as of" the run's business
+  day. A nightly run rebuilds the rows of the customers whose inputs changed
+  and keeps everyone else's:
 
   * int_customer_increments (a log) records, per run, a generation: the
     customers whose int_customer_orders rows differ from what they should be
@@ -20,7 +21,8 @@
 -#}
 
 {%- macro customer_increment_consumers() -%}
-    {{ return(['int_customer_orders', 'int_customer_paid_orders', 'customer_lifecycle_history', 'points_ledger']) }}
+    {{ return(['int_customer_orders', 'int_customer_paid_orders', 'int_customer_profile', 'customer_lifecycle_history',
+               'points_ledger']) }}
 {%- endmacro %}
 
 {#- What a generation's full_rebuild compares: every setting the consumers read
@@ -30,7 +32,7 @@
                      var('lifecycle_churn_days'), var('lifecycle_at_risk_days'),
                      var('lifecycle_cycle_churn_multiplier'), var('lifecycle_cycle_at_risk_multiplier'),
                      var('lifecycle_min_intervals_for_cycle'), var('lifecycle_min_cycle_days'),
-                     var('lifecycle_loyal_min_orders')] -%}
+                     var('lifecycle_loyal_min_orders'), tojson(var('contact_source_trust'))] -%}
     {%- if execute -%}
         {%- for node in graph.nodes.values() | sort(attribute='name') -%}
             {%- if node.resource_type == 'model' and node.name in customer_increment_consumers() -%}
@@ -44,7 +46,9 @@
 {#- The columns of int_customer_orders, in order; the log compares them. -#}
 {%- macro customer_order_columns() -%}
     {{ return(['customer_id', 'order_key', 'platform', 'shop_id', 'status', 'created_at', 'order_date', 'paid_at',
-               'paid_date', 'amount_cny', 'is_paid_as_of', 'is_refunded_as_of', 'refunded_at']) }}
+               'paid_date', 'amount_cny', 'is_paid_as_of', 'is_refunded_as_of', 'refunded_at', 'cost_cny',
+               'category_list', 'receiver_name', 'buyer_platform_id', 'phone_e164', 'email', 'province', 'city',
+               'address']) }}
 {%- endmacro %}
 
 {#- Orders as of the run's business day with their customer: int_customer_orders'
@@ -67,7 +71,19 @@
             and not (f.status = 'refunded' and coalesce(f.refunded_at, f.paid_at) < {{ as_of_end() }})
             as is_paid_as_of,
         f.status = 'refunded' and coalesce(f.refunded_at, f.paid_at) < {{ as_of_end() }} as is_refunded_as_of,
-        f.refunded_at
+        f.refunded_at,
+        f.cost_cny,
+        -- text, not text[]: dbt unit tests cannot cast fixture columns to an array
+        -- type on Postgres (they write `cast(null as ARRAY)`); chr(31) cannot occur in a category
+        array_to_string(f.categories, chr(31)) as category_list,
+        -- the contact fields dim_customers' golden record picks from (R4)
+        f.receiver_name,
+        f.buyer_platform_id,
+        f.phone_e164,
+        f.email,
+        f.province,
+        f.city,
+        f.address
     from {{ ref('fct_orders') }} as f
     where f.created_at < {{ as_of_end() }}
       and {{ customer_filter }}

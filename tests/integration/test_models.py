@@ -139,9 +139,11 @@ def test_kpis_agree_with_orders(modeled):
 
 
 # A night's changes, landed straight into the raw layer: a paid order refunded with a
-# line dropped, a repeat order from an existing buyer, and a guest order carrying one
-# customer's phone and another's e-mail, which merges the two (R3) so the younger
-# customer's old orders change customer_id without being landed again.
+# line dropped, a shop's newest order re-sent with only the city changed (the golden
+# record must follow, R4, with no status or amount change to notice), a repeat order
+# from an existing buyer, and a guest order carrying one customer's phone and another's
+# e-mail, which merges the two (R3) so the younger customer's old orders change
+# customer_id without being landed again.
 NIGHT_OF_CHANGES = """
 with target as (
     select shop_id, order_id from raw.shopify_orders
@@ -153,6 +155,15 @@ set payload = jsonb_set(jsonb_set(r.payload, '{financial_status}', '"refunded"')
                         '{line_items}', jsonb_build_array(r.payload -> 'line_items' -> 0)),
     payload_hash = md5(r.payload_hash || ':refund'), source_updated_at = now(), loaded_at = now(), batch_id = 'night'
 from target as t where r.shop_id = t.shop_id and r.order_id = t.order_id;
+
+update raw.shopify_orders
+set payload = jsonb_set(payload, '{shipping_address,city}', '"新搬的城市"'),
+    payload_hash = md5(payload_hash || ':moved'), source_updated_at = now(), loaded_at = now(), batch_id = 'night'
+where (shop_id, order_id) = (
+    select shop_id, order_id from raw.shopify_orders
+    where payload ->> 'financial_status' = 'paid' and payload -> 'shipping_address' ->> 'city' is not null
+      and batch_id <> 'night'
+    order by payload ->> 'created_at' desc limit 1);
 
 insert into raw.shopify_orders_versions
 select shop_id, order_id, source_updated_at, payload, derived, payload_hash, batch_id, loaded_at
@@ -182,7 +193,8 @@ INCREMENTAL_TABLES = {
     # customer-scoped (D21)
     "intermediate.int_customer_orders": "order_key", "intermediate.int_customer_paid_orders": "order_key",
     "marts.customer_lifecycle_history": "lifecycle_key", "marts.points_ledger": "points_entry_key",
-    "marts.kpi_daily": "kpi_date",
+    "marts.kpi_daily": "kpi_date", "intermediate.int_customer_profile": "customer_id",
+    "marts.kpi_platform_monthly": "month, platform, shop_id", "marts.customer_tiers": "customer_id",
 }
 
 
@@ -243,6 +255,9 @@ def test_full_refresh_equals_incremental(modeled, clone_database):
     assert lines_before[refund_key] >= 2
     assert rows(url, "select count(*) from marts.fct_order_items where order_key = %s", refund_key) == [(1,)], \
         "the refunded order keeps only its remaining line"
+    moved = rows(url, "select d.city from marts.dim_customers as d join marts.fct_orders as f using (customer_id)"
+                      " where f.city = '新搬的城市'")
+    assert moved == [("新搬的城市",)], "the golden record follows a contact-only change of the newest order"
 
     assert_latest_generation_partial(url)
     assert_equals_full_refresh(url, MODEL_AS_OF)
@@ -273,5 +288,5 @@ def test_customer_scoped_models_follow_the_as_of_day(modeled, clone_database):
                            " group by 1"))
     assert after.get("churned", 0) > before.get("churned", 0), "75 days of silence churn some customers"
     assert rows(url, "select count(distinct model) from intermediate.customer_increments_applied"
-                     " where seq = (select max(seq) from intermediate.int_customer_increments)")[0][0] == 4
+                     " where seq = (select max(seq) from intermediate.int_customer_increments)")[0][0] == 5
     assert_equals_full_refresh(url, final)

@@ -8,6 +8,9 @@
 -- One row per order from every platform and shop, in one vocabulary, with its customer.
 -- Incremental: orders landed since the last run (minus the lookback) and every
 -- order whose identity node now belongs to another customer (a merge or split).
+-- cost_cny and categories sum up the order's lines (fct_order_items' catalog
+-- cost and category) so per-customer and per-month models need not join the
+-- lines back (D23).
 
 with identity as (
     select node_key, customer_id from {{ ref('int_identity__resolved') }}
@@ -34,6 +37,20 @@ orders as (
     {% endif %}
 ),
 
+lines as (
+    -- the lines' cost (a line without a catalog cost counts as 0) and categories
+    select
+        i.order_key,
+        coalesce(sum(round(c.unit_cost * i.quantity, 2)), 0) as cost_cny,
+        array_agg(distinct i.category order by i.category) as categories
+    from {{ ref('int_order_items') }} as i
+    left join {{ ref('product_catalog') }} as c on c.sku = i.sku
+    {% if is_incremental() %}
+    where i.order_key = any(array(select order_key from changed))
+    {% endif %}
+    group by i.order_key
+),
+
 final as (
     select
         o.order_key,
@@ -57,6 +74,8 @@ final as (
         o.order_amount,
         o.amount_cny,
         o.refund_cny,
+        coalesce(l.cost_cny, 0) as cost_cny,
+        coalesce(l.categories, array[]::text[]) as categories,
         o.discount_amount,
         o.shipping_amount,
         o.shop_timezone,
@@ -76,6 +95,7 @@ final as (
         o.loaded_at
     from orders as o
     inner join identity as i on i.node_key = o.node_key
+    left join lines as l on l.order_key = o.order_key
 )
 
 select * from final
