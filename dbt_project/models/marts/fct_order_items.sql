@@ -2,22 +2,33 @@
     materialized='incremental',
     unique_key='order_key',
     incremental_strategy='delete+insert',
-    indexes=[{'columns': ['order_key']}, {'columns': ['customer_id']}, {'columns': ['loaded_at']}]
+    indexes=[{'columns': ['order_key']}, {'columns': ['customer_id']}, {'columns': ['loaded_at']}],
+    post_hook=["{{ customer_increment_record() }}"]
 ) }}
 -- One row per order line, with product category, usage period and margin.
 -- Incremental, keyed by order: the lines of orders landed since the last run
 -- (minus the lookback), and of orders whose customer or status changed in fct_orders.
+-- An order changes customer only by a merge or split, and int_customer_increments
+-- lists both customers of every moved order; so the comparison with fct_orders
+-- reads only the orders of the customers listed since this model last ran (D23),
+-- not all of them (the post-hook records the generation it applied), plus the
+-- orders from the as-of day on, which the log (orders as of the day) cannot see.
 
 {% if is_incremental() %}
 with changed as (
     select order_key from {{ ref('int_order_items') }}
     where loaded_at > {{ incremental_since('loaded_at') }}
     union
+    {%- for scope in [customer_increment_filter('o.customer_id'), 'o.order_date >= ' ~ as_of_date() ~ ' - 1'] %}
     select t.order_key
-    from {{ this }} as t
-    inner join {{ ref('fct_orders') }} as o on o.order_key = t.order_key
-    where (t.customer_id, t.is_paid, t.status, t.order_date, t.paid_at)
+    from {{ ref('fct_orders') }} as o
+    inner join {{ this }} as t on t.order_key = o.order_key
+    where {{ scope }}
+      and (t.customer_id, t.is_paid, t.status, t.order_date, t.paid_at)
           is distinct from (o.customer_id, o.is_paid, o.status, o.order_date, o.paid_at)
+    {%- if not loop.last %}
+    union{% endif %}
+    {%- endfor %}
 ),
 
 items as (
