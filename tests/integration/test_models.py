@@ -134,6 +134,38 @@ def test_kpis_agree_with_orders(modeled):
     direct = dict(rows(modeled, "select extract(year from paid_date)::int, count(distinct customer_id)"
                                 " from marts.fct_orders where is_paid and paid_date <= %s group by 1", MODEL_AS_OF))
     assert yearly == direct
+    # the flag-counted distinct customers (D23) against count(distinct) over the orders
+    as_of = "select * from intermediate.int_customer_orders where is_paid_as_of"
+    repeat = dict(rows(modeled, "select year, repeat_customers from marts.kpi_yearly"))
+    assert repeat == dict(rows(modeled, f"select y, count(*) filter (where k >= 2) from (select customer_id,"
+                                        f" extract(year from paid_date)::int as y, count(*) as k from ({as_of}) o"
+                                        f" group by 1, 2) c group by y"))
+    daily = rows(modeled, "select kpi_date, buying_customers, new_customers, returning_customers from marts.kpi_daily"
+                          " where orders_paid > 0 order by 1")
+    assert daily == rows(modeled, f"""
+        select o.paid_date, count(distinct o.customer_id),
+               count(distinct o.customer_id) filter (where o.order_key = f.first_key),
+               count(distinct o.customer_id) filter (where o.order_key <> f.first_key)
+        from ({as_of}) o
+        join (select distinct on (customer_id) customer_id, paid_at as first_paid_at, order_key as first_key
+              from ({as_of}) x order by customer_id, paid_at, order_key) f using (customer_id)
+        group by 1 order by 1""")
+    # stage moves and the stage on 1 January (from lifecycle_daily) against the history intervals
+    churn = rows(modeled, "select year, churned_customers, won_back_customers, churn_rate from marts.kpi_yearly order by 1")
+    assert churn == rows(modeled, """
+        with h as (select * from marts.customer_lifecycle_history),
+        y as (select year, new_customers from marts.kpi_yearly)
+        select y.year,
+               (select count(*) from h where stage = 'churned' and extract(year from valid_from_date) = y.year),
+               (select count(*) from h where stage = 'win_back' and extract(year from valid_from_date) = y.year),
+               round((select count(*) from h where stage = 'churned' and extract(year from valid_from_date) = y.year)
+                     ::numeric / nullif((select count(*) from h where stage not in ('prospect', 'churned')
+                        and valid_from_date <= make_date(y.year, 1, 1)
+                        and (valid_to_date is null or valid_to_date > make_date(y.year, 1, 1))) + y.new_customers, 0), 4)
+        from y order by 1""")
+    monthly = rows(modeled, "select month, platform, shop_id, customers from marts.kpi_platform_monthly order by 1, 2, 3")
+    assert monthly == rows(modeled, f"select date_trunc('month', paid_date::timestamp)::date, platform, shop_id,"
+                                    f" count(distinct customer_id) from ({as_of}) o group by 1, 2, 3 order by 1, 2, 3")
     pareto = rows(modeled, "select max(cum_revenue_share) from marts.customer_pareto")[0][0]
     assert float(pareto) == pytest.approx(1.0)
 

@@ -1,6 +1,9 @@
 {{ config(indexes=[{'columns': ['customer_id']}], **customer_incremental_config()) }}
 -- Paid orders per customer in sequence, with the gap to the previous one and
 -- the customer's own repurchase cycle known at that moment (median gap so far).
+-- The is_*_first flags mark one order per customer and day / year / month and
+-- shop, so the KPI tables count distinct customers by counting flagged rows (a
+-- count(distinct) over every order sorted a million rows per table, D23).
 -- Customer-scoped incremental (D21): see macros/customer_increments.sql.
 
 with gaps as (
@@ -8,9 +11,12 @@ with gaps as (
     select
         customer_id,
         order_key,
+        platform,
+        shop_id,
         paid_at,
         paid_date,
         amount_cny,
+        cost_cny,
         row_number() over w as n,
         {{ days_between('paid_at', 'lag(paid_at) over w') }} as gap_days,
         lead(paid_at) over w as next_paid_at
@@ -23,8 +29,20 @@ running as (
     -- the gaps so far, for the running median (a self-join of each order with
     -- its predecessors is quadratic in a customer's orders and twice as slow);
     -- same order as above, so no second sort
-    select *, array_agg(gap_days) over (partition by customer_id order by paid_at, order_key) as gaps_so_far
+    select
+        *,
+        array_agg(gap_days) over (partition by customer_id order by paid_at, order_key) as gaps_so_far,
+        -- the first paid order of the customer's day, year, and month in a shop; and the
+        -- first repeat order (n > 1) of the day. Day partitions nest in year ones (one sort).
+        n = min(n) over d as is_day_first,
+        coalesce(n = min(n) filter (where n > 1) over d, false) as is_day_first_repeat,
+        n = min(n) over y as is_year_first,
+        count(*) over y as year_paid_orders,
+        n = min(n) over (partition by customer_id, date_trunc('month', paid_date::timestamp), platform, shop_id)
+            as is_month_shop_first
     from gaps
+    window y as (partition by customer_id, date_part('year', paid_date)),
+           d as (partition by customer_id, date_part('year', paid_date), paid_date)
 ),
 
 final as (
@@ -34,7 +52,15 @@ final as (
         g.n,
         g.paid_at,
         g.paid_date,
+        g.platform,
+        g.shop_id,
         g.amount_cny,
+        g.cost_cny,
+        g.is_day_first,
+        g.is_day_first_repeat,
+        g.is_year_first,
+        g.year_paid_orders,
+        g.is_month_shop_first,
         g.gap_days,
         g.next_paid_at,
         m.median_gap_days,

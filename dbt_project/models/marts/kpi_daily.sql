@@ -17,9 +17,12 @@ days as (
 ),
 
 paid as (
+    -- one scan of the paid sequence: distinct customers are its flagged rows (D23)
     select paid_date as kpi_date, count(*) as orders_paid, sum(amount_cny) as revenue_cny,
-           count(distinct customer_id) as buying_customers
-    from {{ ref('int_customer_orders') }} where is_paid_as_of group by paid_date
+           count(*) filter (where is_day_first) as buying_customers,
+           count(*) filter (where n = 1) as new_customers,
+           count(*) filter (where is_day_first_repeat) as returning_customers
+    from {{ ref('int_customer_paid_orders') }} group by paid_date
 ),
 
 refunds as (
@@ -28,19 +31,13 @@ refunds as (
     from {{ ref('int_customer_orders') }} where is_refunded_as_of group by 1
 ),
 
-firsts as (
-    select paid_date as kpi_date,
-           count(distinct customer_id) filter (where n = 1) as new_customers,
-           count(distinct customer_id) filter (where n > 1) as returning_customers
-    from {{ ref('int_customer_paid_orders') }} group by paid_date
-),
-
 lifecycle_moves as (
-    select valid_from_date as kpi_date,
-           count(*) filter (where stage = 'churned') as customers_churned,
-           count(*) filter (where stage = 'win_back') as customers_won_back,
-           count(*) filter (where stage = 'at_risk') as customers_at_risk_entered
-    from {{ ref('customer_lifecycle_history') }} group by valid_from_date
+    -- stage entries per day, already counted by lifecycle_daily
+    select kpi_date,
+           sum(entered) filter (where stage = 'churned')::bigint as customers_churned,
+           sum(entered) filter (where stage = 'win_back')::bigint as customers_won_back,
+           sum(entered) filter (where stage = 'at_risk')::bigint as customers_at_risk_entered
+    from {{ ref('lifecycle_daily') }} group by kpi_date
 ),
 
 final as (
@@ -50,8 +47,8 @@ final as (
         coalesce(p.orders_paid, 0) as orders_paid,
         coalesce(p.revenue_cny, 0) as revenue_cny,
         coalesce(p.buying_customers, 0) as buying_customers,
-        coalesce(f.new_customers, 0) as new_customers,
-        coalesce(f.returning_customers, 0) as returning_customers,
+        coalesce(p.new_customers, 0) as new_customers,
+        coalesce(p.returning_customers, 0) as returning_customers,
         coalesce(r.orders_refunded, 0) as orders_refunded,
         coalesce(r.refunded_cny, 0) as refunded_cny,
         coalesce(l.customers_churned, 0) as customers_churned,
@@ -61,7 +58,6 @@ final as (
     left join created as c on c.kpi_date = d.kpi_date
     left join paid as p on p.kpi_date = d.kpi_date
     left join refunds as r on r.kpi_date = d.kpi_date
-    left join firsts as f on f.kpi_date = d.kpi_date
     left join lifecycle_moves as l on l.kpi_date = d.kpi_date
 )
 

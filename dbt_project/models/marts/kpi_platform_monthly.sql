@@ -1,28 +1,20 @@
 -- Revenue and margin per platform and shop by month (R19).
--- Orders are aggregated straight to (month, platform, shop); each order carries
--- its lines' catalog cost (fct_orders.cost_cny, D23), so the lines are not
--- joined back.
+-- The paid orders are aggregated straight to (month, platform, shop); each order
+-- carries its lines' catalog cost (fct_orders.cost_cny, D23), so the lines are
+-- not joined back.
 
-with customer_months as (
-    -- distinct customers in two steps (hashing customers per group beats sorting
-    -- a million orders by four keys for count(distinct))
+with orders as (
+    -- one scan of the paid sequence: a customer counts once per month and shop, on
+    -- the order flagged is_month_shop_first (D23)
     select
         date_trunc('month', paid_date::timestamp)::date as month,
         platform,
         shop_id,
-        customer_id,
         count(*) as paid_orders,
+        count(*) filter (where is_month_shop_first) as customers,
         sum(amount_cny) as revenue_cny,
         sum(cost_cny) as cost_cny
-    from {{ ref('int_customer_orders') }}
-    where is_paid_as_of
-    group by 1, 2, 3, 4
-),
-
-orders as (
-    select month, platform, shop_id, sum(paid_orders)::bigint as paid_orders, count(*) as customers,
-           sum(revenue_cny) as revenue_cny, sum(cost_cny) as cost_cny
-    from customer_months
+    from {{ ref('int_customer_paid_orders') }}
     group by 1, 2, 3
 ),
 

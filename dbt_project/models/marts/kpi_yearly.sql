@@ -2,62 +2,42 @@
 -- purchase rate, new vs churned (growth only if new > churned), win-back rate,
 -- revenue. The current year runs to the run's business day.
 
--- Each input is scanned once by the CTE that needs it (a CTE read twice is
--- materialized, and scanning the materialized copy cost more than the table).
+-- Customers and orders come from one scan of the paid sequence, stage moves and
+-- the stage on 1 January from lifecycle_daily (D23).
 
-with per_customer_year as (
+with customers as (
+    -- one scan of the paid sequence: a customer-year is its flagged first order (D23)
     select
         extract(year from paid_date)::int as year,
-        customer_id,
-        count(*) as orders,
-        sum(amount_cny) as revenue_cny,
-        min(n) as first_n
+        count(*) filter (where is_year_first) as customers,
+        count(*) filter (where n = 1) as new_customers,
+        count(*) filter (where is_year_first and n > 1) as returning_customers,
+        count(*) filter (where is_year_first and year_paid_orders >= 2) as repeat_customers,
+        count(*) as paid_orders,
+        sum(amount_cny) as revenue_cny
     from {{ ref('int_customer_paid_orders') }}
-    group by 1, 2
-),
-
-customers as (
-    select
-        year,
-        count(*) as customers,
-        count(*) filter (where first_n = 1) as new_customers,
-        count(*) filter (where first_n > 1) as returning_customers,
-        count(*) filter (where orders >= 2) as repeat_customers,
-        sum(orders) as paid_orders,
-        sum(revenue_cny) as revenue_cny
-    from per_customer_year
-    group by year
-),
-
-churn as (
-    select extract(year from valid_from_date)::int as year,
-           count(*) filter (where stage = 'churned') as churned_customers,
-           count(*) filter (where stage = 'win_back') as won_back_customers
-    from {{ ref('customer_lifecycle_history') }}
     group by 1
 ),
 
-spanning_new_year as (
-    -- stage intervals that contain a 1 January (the first one on or after valid_from
-    -- comes before valid_to); most intervals are shorter than a year and contain none
-    select stage, customer_id, valid_from_date, valid_to_date
-    from {{ ref('customer_lifecycle_history') }}
-    where stage in ('churned', 'new', 'returning', 'loyal', 'win_back', 'at_risk')
-      and (valid_to_date is null
-           or (date_trunc('year', valid_from_date - 1) + interval '1 year')::date < valid_to_date)
+churn as (
+    -- stage entries by year, from lifecycle_daily's per-day counts
+    select extract(year from kpi_date)::int as year,
+           coalesce(sum(entered) filter (where stage = 'churned'), 0)::bigint as churned_customers,
+           coalesce(sum(entered) filter (where stage = 'win_back'), 0)::bigint as won_back_customers
+    from {{ ref('lifecycle_daily') }}
+    group by 1
 ),
 
 at_start as (
-    -- customers churned / active on 1 January of each year (the pools win-back and
-    -- churn rates are measured against)
+    -- customers in a buying stage or churned on 1 January (lifecycle_daily counts
+    -- the history intervals covering each day; no row before the first one: 0)
     select
         c.year,
-        count(h.customer_id) filter (where h.stage = 'churned') as churned_at_start,
-        count(h.customer_id) filter (where h.stage <> 'churned') as active_at_start
+        coalesce(sum(l.customers) filter (where l.stage = 'churned'), 0)::bigint as churned_at_start,
+        coalesce(sum(l.customers) filter (where l.stage in ('new', 'returning', 'loyal', 'win_back', 'at_risk')), 0)::bigint
+            as active_at_start
     from customers as c
-    left join spanning_new_year as h
-        on h.valid_from_date <= make_date(c.year, 1, 1)
-       and (h.valid_to_date is null or h.valid_to_date > make_date(c.year, 1, 1))
+    left join {{ ref('lifecycle_daily') }} as l on l.kpi_date = make_date(c.year, 1, 1)
     group by c.year
 ),
 
