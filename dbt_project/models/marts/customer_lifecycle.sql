@@ -8,9 +8,9 @@ with current_stage as (
 ),
 
 last_paid as (
-    select distinct on (customer_id) *
-    from {{ ref('int_customer_paid_orders') }}
-    order by customer_id, n desc
+    -- the last paid order is the one with no next (no sort of every paid order)
+    select * from {{ ref('int_customer_paid_orders') }}
+    where next_paid_at is null
 ),
 
 final as (
