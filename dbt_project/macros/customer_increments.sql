@@ -146,11 +146,18 @@
     {%- endif -%}
 {%- endmacro %}
 
+{#- The table of generations applied. int_customer_increments creates it (its
+    post-hook), before any consumer runs: consumers run in parallel threads, and two
+    concurrent `create table if not exists` race (pg_type unique violation). -#}
+{%- macro customer_increments_applied_create(relation=none) -%}
+    create table if not exists {{ relation or customer_increments_applied_table() }} (
+        model text primary key, seq bigint not null, applied_at timestamptz not null default now())
+{%- endmacro %}
+
 {#- post_hook: remember the newest generation this consumer now reflects. -#}
 {%- macro customer_increment_record() -%}
     {%- set applied = customer_increments_applied_table() -%}
-    create table if not exists {{ applied }} (
-        model text primary key, seq bigint not null, applied_at timestamptz not null default now());
+    {{ customer_increments_applied_create() }};
     insert into {{ applied }} (model, seq)
     select '{{ this.identifier }}', coalesce(max(seq), 0) from {{ ref('int_customer_increments') }}
     on conflict (model) do update set seq = excluded.seq, applied_at = now()

@@ -2,7 +2,8 @@
     materialized='incremental',
     incremental_strategy='append',
     indexes=[{'columns': ['seq']}],
-    post_hook=["delete from {{ this }} where seq <= (select max(seq) from {{ this }}) - {{ var('customer_increments_kept') }}"]
+    post_hook=["delete from {{ this }} where seq <= (select max(seq) from {{ this }}) - {{ var('customer_increments_kept') }}",
+               "{{ customer_increments_applied_create(this.incorporate(path={'identifier': 'customer_increments_applied'})) }}"]
 ) }}
 -- The log behind the customer-scoped incremental models (DECISIONLOG D21; see
 -- macros/customer_increments.sql). One generation per run: a marker row (the
