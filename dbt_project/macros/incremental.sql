@@ -75,6 +75,19 @@
     select platform || ':' || shop_id || ':order:' || order_id from {{ ref('int_orders') }} where loaded_at > {{ since }}
 {%- endmacro %}
 
+{#- Before an incremental rebuild keyed by node: remove the rows of every node it
+    rebuilds, so a node that rebuilds to no rows (no identifier left) loses its old
+    ones (delete+insert alone deletes only the keys it inserts). Runs inside the
+    model's transaction; the watermark is read before anything is deleted. -#}
+{% macro delete_touched_nodes() -%}
+    {%- if is_incremental() -%}
+    delete from {{ this }}
+    where node_key = any(array({{ identity_nodes_touched_since(incremental_since('last_loaded_at')) }}))
+    {%- else -%}
+    select 1
+    {%- endif -%}
+{%- endmacro %}
+
 {#- After an incremental delete+insert keyed by node: drop nodes no order points to any more. -#}
 {% macro drop_orphan_nodes() -%}
     {%- if is_incremental() -%}

@@ -197,6 +197,19 @@ where (shop_id, order_id) = (
       and batch_id <> 'night'
     order by payload ->> 'created_at' desc limit 1);
 
+update raw.shopify_orders
+set payload = jsonb_set(payload - 'shipping_address', '{customer}',
+                        (payload -> 'customer') - 'first_name' - 'last_name'),
+    derived = '{"phones": [], "emails": []}'::jsonb,
+    payload_hash = md5(payload_hash || ':erased'), source_updated_at = now(), loaded_at = now(), batch_id = 'night'
+where (shop_id, order_id) = (
+    select r.shop_id, r.order_id from raw.shopify_orders as r
+    where jsonb_typeof(r.payload -> 'customer') = 'object' and batch_id <> 'night'
+      and jsonb_array_length(r.derived -> 'phones') > 0
+      and (select count(*) from raw.shopify_orders as o
+           where o.payload -> 'customer' ->> 'id' = r.payload -> 'customer' ->> 'id') = 1
+    order by r.order_id limit 1);
+
 insert into raw.shopify_orders_versions
 select shop_id, order_id, source_updated_at, payload, derived, payload_hash, batch_id, loaded_at
 from raw.shopify_orders where batch_id = 'night';
@@ -290,6 +303,13 @@ def test_full_refresh_equals_incremental(modeled, clone_database):
     moved = rows(url, "select d.city from marts.dim_customers as d join marts.fct_orders as f using (customer_id)"
                       " where f.city = '新搬的城市'")
     assert moved == [("新搬的城市",)], "the golden record follows a contact-only change of the newest order"
+    erased = rows(url, "select o.node_key, (select count(*) from intermediate.int_identity__node_identifiers as i"
+                       " where i.node_key = o.node_key) from intermediate.int_orders as o"
+                       " join raw.shopify_orders as r on r.shop_id = o.shop_id and r.order_id = o.order_id"
+                       " where o.platform = 'shopify' and r.batch_id = 'night'"
+                       " and r.derived = '{\"phones\": [], \"emails\": []}'::jsonb")
+    assert len(erased) == 1 and erased[0][1] == 0, \
+        f"a node whose only order lost its contact fields keeps no identifiers: {erased}"
 
     assert_latest_generation_partial(url)
     assert_equals_full_refresh(url, MODEL_AS_OF)

@@ -3,6 +3,7 @@
     unique_key='node_key',
     incremental_strategy='delete+insert',
     indexes=[{'columns': ['node_key']}],
+    pre_hook=["{{ delete_touched_nodes() }}"],
     post_hook=["{{ drop_orphan_nodes() }}"]
 ) }}
 -- Every identifier seen on a node, with the first order it came from (the evidence).
@@ -10,10 +11,17 @@
 -- weak signal, only when the address is specific enough. Masked phones never
 -- appear here: a masked value cannot merge two customers.
 -- Incremental, keyed by node: the nodes of orders landed since the last run
--- (minus the lookback) are rebuilt from all their orders.
+-- (minus the lookback) are rebuilt from all their orders. The pre-hook removes
+-- those nodes' rows first: a node whose orders no longer carry any identifier
+-- (a platform erasing a closed order's receiver) has no row to replace them.
 
 with orders as (
-    select * from {{ ref('int_orders') }}
+    select
+        node_key, order_key, created_at, loaded_at, phones, email,
+        {{ norm_text('coalesce(receiver_name, buyer_nick)') }} as holder,
+        {{ norm_text('receiver_name') }} as name_norm,
+        {{ norm_text('address') }} as address_norm
+    from {{ ref('int_orders') }}
     {% if is_incremental() %}
     where node_key = any(array({{ identity_nodes_touched_since(incremental_since('last_loaded_at')) }}))
     {% endif %}
@@ -21,25 +29,22 @@ with orders as (
 
 phones as (
     select o.node_key, 'phone' as identifier_type, p.value as identifier_value, o.order_key, o.created_at,
-           {{ norm_text('coalesce(o.receiver_name, o.buyer_nick)') }} as holder, o.loaded_at
+           o.holder, o.loaded_at
     from orders as o
     cross join lateral jsonb_array_elements_text(coalesce(o.phones, '[]'::jsonb)) as p(value)
 ),
 
 emails as (
-    select node_key, 'email', lower(email), order_key, created_at,
-           {{ norm_text('coalesce(receiver_name, buyer_nick)') }}, loaded_at
+    select node_key, 'email', lower(email), order_key, created_at, holder, loaded_at
     from orders
     where email is not null
 ),
 
 name_addresses as (
-    select node_key, 'name_address',
-           md5({{ norm_text('receiver_name') }} || '|' || {{ norm_text('address') }}),
-           order_key, created_at, {{ norm_text('receiver_name') }}, loaded_at
+    select node_key, 'name_address', md5(name_norm || '|' || address_norm), order_key, created_at, name_norm, loaded_at
     from orders
-    where {{ norm_text('receiver_name') }} is not null
-      and length({{ norm_text('address') }}) >= {{ var('identity_min_address_length') }}
+    where name_norm is not null
+      and length(address_norm) >= {{ var('identity_min_address_length') }}
 ),
 
 all_identifiers as (

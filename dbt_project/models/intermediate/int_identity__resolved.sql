@@ -2,6 +2,9 @@
 -- force-link rules (R3: matching is transitive). Force-split of a node drops
 -- its identifier links. customer_id is derived from the component's earliest
 -- node, so it is stable across runs and a merge keeps the oldest id.
+-- Only an identifier carried by two or more nodes can link anything: the walk
+-- over the graph starts from the nodes with a link, and every other node is its
+-- own component (most nodes: one account, its own phone and email).
 
 with recursive nodes as (
     select node_key, first_seen_at from {{ ref('int_identity__nodes') }}
@@ -22,6 +25,7 @@ usable as (
     inner join {{ ref('int_identity__identifier_status') }} as s
         on s.identifier_type = i.identifier_type and s.identifier_value = i.identifier_value
     where s.status = 'used'
+      and s.nodes > 1
       and i.node_key not in (select node_key from split_nodes)
 ),
 
@@ -49,8 +53,12 @@ undirected as (
     select b, a from edges
 ),
 
+linked as (
+    select distinct a as node_key from undirected
+),
+
 reach (node_key, label) as (
-    select node_key, node_key from nodes
+    select node_key, node_key from linked
     union
     select u.b, r.label
     from reach as r
@@ -66,7 +74,6 @@ components as (
 ranked as (
     select
         c.node_key,
-        c.component,
         first_value(c.node_key) over (
             partition by c.component order by n.first_seen_at, c.node_key
         ) as earliest_node,
@@ -82,6 +89,14 @@ final as (
         earliest_node,
         component_size
     from ranked
+    union all
+    select
+        n.node_key,
+        'C' || upper(substr(md5(n.node_key), 1, 12)),
+        n.node_key,
+        1
+    from nodes as n
+    where not exists (select 1 from linked as l where l.node_key = n.node_key)
 )
 
 select * from final
