@@ -66,33 +66,39 @@
     {%- endif -%}
 {%- endmacro %}
 
-{#- Identity nodes touched by the orders landed since `since`: each order's node,
-    and the per-order node it had while it carried no buyer id (an order that
-    later gains one moves off that node, which must be rebuilt or dropped). -#}
+{#- Identity nodes touched by the orders landed since `since`: each order's node;
+    the per-order node it had while it carried no buyer id (an order that later
+    gains one moves off that node, which must be rebuilt or dropped); and the node
+    fct_orders still shows for it, from the previous run (an order whose buyer id
+    changed leaves that node). fct_orders is built after the identity models, so
+    it is read directly, not by ref (that would be a cycle). -#}
 {% macro identity_nodes_touched_since(since) -%}
+    {%- set previous = {'relation': none} -%}
+    {%- if execute -%}
+        {%- for node in graph.nodes.values() if node.resource_type == 'model' and node.name == 'fct_orders' -%}
+            {%- do previous.update({'relation': adapter.get_relation(node.database, node.schema, node.alias)}) -%}
+        {%- endfor -%}
+    {%- endif -%}
+    {%- set previous = previous.relation -%}
     select node_key from {{ ref('int_orders') }} where loaded_at > {{ since }}
     union
     select platform || ':' || shop_id || ':order:' || order_id from {{ ref('int_orders') }} where loaded_at > {{ since }}
+    {%- if previous is not none %}
+    union
+    select f.node_key from {{ previous }} as f
+    where f.order_key in (select order_key from {{ ref('int_orders') }} where loaded_at > {{ since }})
+    {%- endif %}
 {%- endmacro %}
 
-{#- Before an incremental rebuild keyed by node: remove the rows of every node it
-    rebuilds, so a node that rebuilds to no rows (no identifier left) loses its old
-    ones (delete+insert alone deletes only the keys it inserts). Runs inside the
-    model's transaction; the watermark is read before anything is deleted. -#}
+{#- Before an incremental rebuild keyed by node (strategy append): remove the rows
+    of every node it rebuilds. A node that rebuilds to no rows (no order left, or no
+    identifier left) is gone with them, which delete+insert (deleting only the keys
+    it inserts) missed. Runs inside the model's transaction; the watermark is read
+    before anything is deleted. -#}
 {% macro delete_touched_nodes() -%}
     {%- if is_incremental() -%}
     delete from {{ this }}
     where node_key = any(array({{ identity_nodes_touched_since(incremental_since('last_loaded_at')) }}))
-    {%- else -%}
-    select 1
-    {%- endif -%}
-{%- endmacro %}
-
-{#- After an incremental delete+insert keyed by node: drop nodes no order points to any more. -#}
-{% macro drop_orphan_nodes() -%}
-    {%- if is_incremental() -%}
-    delete from {{ this }} as t
-    where not exists (select 1 from {{ ref('int_orders') }} as o where o.node_key = t.node_key)
     {%- else -%}
     select 1
     {%- endif -%}

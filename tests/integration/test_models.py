@@ -210,6 +210,19 @@ where (shop_id, order_id) = (
            where o.payload -> 'customer' ->> 'id' = r.payload -> 'customer' ->> 'id') = 1
     order by r.order_id limit 1);
 
+update raw.shopify_orders as r
+set payload = jsonb_set(r.payload, '{customer}', other.customer),
+    payload_hash = md5(r.payload_hash || ':reassigned'), source_updated_at = now(), loaded_at = now(), batch_id = 'night'
+from (select payload -> 'customer' as customer from raw.shopify_orders
+      where jsonb_typeof(payload -> 'customer') = 'object' order by order_id desc limit 1) as other
+where (r.shop_id, r.order_id) = (
+    select x.shop_id, x.order_id from raw.shopify_orders as x
+    where jsonb_typeof(x.payload -> 'customer') = 'object' and x.batch_id <> 'night'
+      and x.payload -> 'customer' ->> 'id' <> other.customer ->> 'id'
+      and (select count(*) from raw.shopify_orders as o
+           where o.payload -> 'customer' ->> 'id' = x.payload -> 'customer' ->> 'id') = 1
+    order by x.order_id limit 1);
+
 insert into raw.shopify_orders_versions
 select shop_id, order_id, source_updated_at, payload, derived, payload_hash, batch_id, loaded_at
 from raw.shopify_orders where batch_id = 'night';
@@ -310,6 +323,11 @@ def test_full_refresh_equals_incremental(modeled, clone_database):
                        " and r.derived = '{\"phones\": [], \"emails\": []}'::jsonb")
     assert len(erased) == 1 and erased[0][1] == 0, \
         f"a node whose only order lost its contact fields keeps no identifiers: {erased}"
+    # the reassigned order's previous node had no other order: it is gone, with its identifiers
+    for table in ("int_identity__nodes", "int_identity__node_identifiers"):
+        orphans = rows(url, f"select count(*) from intermediate.{table} as n where not exists"
+                            " (select 1 from intermediate.int_orders as o where o.node_key = n.node_key)")
+        assert orphans == [(0,)], f"{table} keeps a node no order points to"
 
     assert_latest_generation_partial(url)
     assert_equals_full_refresh(url, MODEL_AS_OF)

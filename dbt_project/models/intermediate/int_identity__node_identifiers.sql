@@ -1,10 +1,9 @@
 {{ config(
     materialized='incremental',
     unique_key='node_key',
-    incremental_strategy='delete+insert',
+    incremental_strategy='append',
     indexes=[{'columns': ['node_key']}],
-    pre_hook=["{{ delete_touched_nodes() }}"],
-    post_hook=["{{ drop_orphan_nodes() }}"]
+    pre_hook=["{{ delete_touched_nodes() }}"]
 ) }}
 -- Every identifier seen on a node, with the first order it came from (the evidence).
 -- phone: E.164 (phonenumbers, at landing); email: lower-cased; name_address: a

@@ -1,9 +1,9 @@
 {{ config(
     materialized='incremental',
     unique_key='node_key',
-    incremental_strategy='delete+insert',
+    incremental_strategy='append',
     indexes=[{'columns': ['node_key'], 'unique': true}],
-    post_hook=["{{ drop_orphan_nodes() }}"]
+    pre_hook=["{{ delete_touched_nodes() }}"]
 ) }}
 -- Identity nodes (R3): one per platform buyer account, or per order when the
 -- platform gives no buyer id (guest checkouts, spreadsheet rows without one).
