@@ -51,12 +51,16 @@
 {#- Where an incremental model picks up: the newest `column` already in the
     model minus the lookback, as a constant (a literal lets Postgres estimate
     the changed rows from the loaded_at statistics and use the index; a
-    subquery is estimated at a third of the table and scanned in full). -#}
-{% macro incremental_since(column) -%}
-    {%- if execute and is_incremental() -%}
+    subquery is estimated at a third of the table and scanned in full).
+    lookback=false for a watermark the pipeline stamps itself (modeled_at: dbt
+    runs one after another, so nothing commits late). A model built before the
+    column existed starts from the beginning. -#}
+{% macro incremental_since(column, lookback=true) -%}
+    {%- if execute and is_incremental()
+           and column in (adapter.get_columns_in_relation(this) | map(attribute='name') | list) -%}
         {%- set sql -%}
             select extract(epoch from coalesce(max({{ column }}), timestamptz '1900-01-01')
-                                      - interval '{{ var("incremental_lookback_days") }} days')::text
+                                      - interval '{{ var("incremental_lookback_days") if lookback else 0 }} days')::text
             from {{ this }}
         {%- endset -%}
         {%- set epoch = run_query(sql).columns[0].values()[0] -%}
@@ -66,7 +70,14 @@
     {%- endif -%}
 {%- endmacro %}
 
-{#- Identity nodes touched by the orders landed since `since`: each order's node;
+{#- The run's stamp on the rows an incremental model (re)writes. -#}
+{% macro modeled_at() -%}
+    cast('{{ run_started_at }}' as timestamptz)
+{%- endmacro %}
+
+{#- Identity nodes touched by the orders int_orders (re)wrote after `since` (its
+    modeled_at stamp; int_orders rewrites only orders whose row changed, so the
+    raw layer's lookback does not reach the identity models): each order's node;
     the per-order node it had while it carried no buyer id (an order that later
     gains one moves off that node, which must be rebuilt or dropped); and the node
     fct_orders still shows for it, from the previous run (an order whose buyer id
@@ -80,13 +91,13 @@
         {%- endfor -%}
     {%- endif -%}
     {%- set previous = previous.relation -%}
-    select node_key from {{ ref('int_orders') }} where loaded_at > {{ since }}
+    select node_key from {{ ref('int_orders') }} where modeled_at > {{ since }}
     union
-    select platform || ':' || shop_id || ':order:' || order_id from {{ ref('int_orders') }} where loaded_at > {{ since }}
+    select platform || ':' || shop_id || ':order:' || order_id from {{ ref('int_orders') }} where modeled_at > {{ since }}
     {%- if previous is not none %}
     union
     select f.node_key from {{ previous }} as f
-    where f.order_key in (select order_key from {{ ref('int_orders') }} where loaded_at > {{ since }})
+    where f.order_key in (select order_key from {{ ref('int_orders') }} where modeled_at > {{ since }})
     {%- endif %}
 {%- endmacro %}
 
@@ -98,7 +109,7 @@
 {% macro delete_touched_nodes() -%}
     {%- if is_incremental() -%}
     delete from {{ this }}
-    where node_key = any(array({{ identity_nodes_touched_since(incremental_since('last_loaded_at')) }}))
+    where node_key = any(array({{ identity_nodes_touched_since(incremental_since('last_modeled_at', lookback=false)) }}))
     {%- else -%}
     select 1
     {%- endif -%}

@@ -2,19 +2,20 @@
     materialized='incremental',
     unique_key='node_key',
     incremental_strategy='append',
+    on_schema_change='append_new_columns',
     indexes=[{'columns': ['node_key'], 'unique': true}],
     pre_hook=["{{ delete_touched_nodes() }}"]
 ) }}
 -- Identity nodes (R3): one per platform buyer account, or per order when the
 -- platform gives no buyer id (guest checkouts, spreadsheet rows without one).
 -- The platform buyer id is itself an identifier: all its orders are one node.
--- Incremental, keyed by node: the nodes of orders landed since the last run
--- (minus the lookback) are rebuilt from all their orders.
+-- Incremental, keyed by node: the nodes of orders int_orders rewrote since this
+-- model last ran (its modeled_at stamp) are rebuilt from all their orders.
 
 with orders as (
     select * from {{ ref('int_orders') }}
     {% if is_incremental() %}
-    where node_key = any(array({{ identity_nodes_touched_since(incremental_since('last_loaded_at')) }}))
+    where node_key = any(array({{ identity_nodes_touched_since(incremental_since('last_modeled_at', lookback=false)) }}))
     {% endif %}
 ),
 
@@ -26,7 +27,8 @@ final as (
         min(created_at) as first_seen_at,
         (array_agg(order_key order by created_at, order_key))[1] as first_order_key,
         count(*) as orders,
-        max(loaded_at) as last_loaded_at
+        max(loaded_at) as last_loaded_at,
+        max(modeled_at) as last_modeled_at
     from orders
     group by node_key
 )

@@ -2,15 +2,26 @@
     materialized='incremental',
     unique_key='order_key',
     incremental_strategy='delete+insert',
-    indexes=[{'columns': ['order_key'], 'unique': true}, {'columns': ['node_key']}, {'columns': ['loaded_at']}]
+    on_schema_change='append_new_columns',
+    indexes=[{'columns': ['order_key'], 'unique': true}, {'columns': ['node_key']}, {'columns': ['loaded_at']},
+             {'columns': ['modeled_at']}]
 ) }}
 -- Typed, unified orders (one row per order, latest version), with amounts in
 -- the base currency, the shop's local order date, milestones filled from the
 -- status history, and the identity node each order belongs to.
+-- Incremental: the orders landed since the last run, minus the lookback (a
+-- landing that committed late), of which only the rows that differ from what the
+-- table holds are rewritten, stamped modeled_at = this run. The models after it
+-- (identity nodes, fct_orders) pick up by that stamp, with no lookback: they
+-- redo the orders that changed, not three days of unchanged ones.
+
+{#- a table built before modeled_at existed is rewritten whole, once, with the stamp -#}
+{%- set stamped = execute and is_incremental()
+                  and 'modeled_at' in (adapter.get_columns_in_relation(this) | map(attribute='name') | list) %}
 
 with orders as (
     select * from {{ ref('int_orders__unioned') }}
-    {% if is_incremental() %}
+    {% if stamped %}
     where loaded_at > {{ incremental_since('loaded_at') }}
     {% endif %}
 ),
@@ -23,7 +34,7 @@ history as (
         min(first_observed_at) filter (where status = 'completed') as first_completed_seen_at,
         min(first_observed_at) filter (where status = 'refunded') as first_refunded_seen_at
     from {{ ref('int_order_status_history') }}
-    {% if is_incremental() %}
+    {% if stamped %}
     where order_key in (select order_key from orders)
     {% endif %}
     group by order_key
@@ -74,7 +85,8 @@ final as (
         o.is_flash_sale,
         o.accepts_marketing,
         o.source_updated_at,
-        o.loaded_at
+        o.loaded_at,
+        {{ modeled_at() }} as modeled_at
     from orders as o
     left join history as h on h.order_key = o.order_key
     left join fx on fx.currency = o.currency
@@ -82,3 +94,13 @@ final as (
 )
 
 select * from final
+{%- if stamped %}
+{%- set compared = adapter.get_columns_in_relation(this) | map(attribute='name')
+                   | reject('equalto', 'modeled_at') | list %}
+where not exists (
+    select 1 from {{ this }} as t
+    where t.order_key = final.order_key
+      and row({% for c in compared %}t.{{ c }}{{ ', ' if not loop.last }}{% endfor %})
+          is not distinct from row({% for c in compared %}final.{{ c }}{{ ', ' if not loop.last }}{% endfor %})
+)
+{%- endif %}

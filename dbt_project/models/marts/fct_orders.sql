@@ -2,11 +2,12 @@
     materialized='incremental',
     unique_key='order_key',
     incremental_strategy='delete+insert',
+    on_schema_change='append_new_columns',
     indexes=[{'columns': ['order_key'], 'unique': true}, {'columns': ['customer_id']}, {'columns': ['order_date']},
-             {'columns': ['loaded_at']}]
+             {'columns': ['loaded_at']}, {'columns': ['modeled_at']}]
 ) }}
 -- One row per order from every platform and shop, in one vocabulary, with its customer.
--- Incremental: orders landed since the last run (minus the lookback) and every
+-- Incremental: the orders int_orders rewrote since this model last ran and every
 -- order whose identity node now belongs to another customer (a merge or split).
 -- cost_cny and categories sum up the order's lines (fct_order_items' catalog
 -- cost and category) so per-customer and per-month models need not join the
@@ -18,8 +19,9 @@ with identity as (
 
 {% if is_incremental() %}
 changed as (
+    -- the orders int_orders rewrote since this model last ran (its stamp: no lookback)
     select order_key from {{ ref('int_orders') }}
-    where loaded_at > {{ incremental_since('loaded_at') }}
+    where modeled_at > {{ incremental_since('modeled_at', lookback=false) }}
     union
     select f.order_key
     from {{ this }} as f
@@ -92,7 +94,8 @@ final as (
         o.is_flash_sale,
         o.accepts_marketing,
         o.source_updated_at,
-        o.loaded_at
+        o.loaded_at,
+        o.modeled_at
     from orders as o
     inner join identity as i on i.node_key = o.node_key
     left join lines as l on l.order_key = o.order_key
