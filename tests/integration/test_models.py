@@ -172,10 +172,12 @@ def test_kpis_agree_with_orders(modeled):
 
 # A night's changes, landed straight into the raw layer: a paid order refunded with a
 # line dropped, a shop's newest order re-sent with only the city changed (the golden
-# record must follow, R4, with no status or amount change to notice), a repeat order
-# from an existing buyer, and a guest order carrying one customer's phone and another's
-# e-mail, which merges the two (R3) so the younger customer's old orders change
-# customer_id without being landed again.
+# record must follow, R4, with no status or amount change to notice), a single-order
+# buyer's order with every contact field erased (its node must lose its identifiers), a
+# single-order buyer's order reassigned to another buyer (the node it leaves must go), a
+# repeat order from an existing buyer, and a guest order carrying one customer's phone
+# and another's e-mail, which merges the two (R3) so the younger customer's old orders
+# change customer_id without being landed again.
 NIGHT_OF_CHANGES = """
 with target as (
     select shop_id, order_id from raw.shopify_orders
