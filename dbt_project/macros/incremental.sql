@@ -43,9 +43,16 @@
     ) as v
 {%- endmacro %}
 
-{#- Line items of the current version of the orders landed after `since`. -#}
-{% macro order_items_landed_since(platform, since) -%}
-    {{ order_item_rows(platform, '(select * from ' ~ raw_order_table(platform) ~ ' where loaded_at > ' ~ since ~ ')') }}
+{#- Line items of the current version of the orders int_orders (re)wrote after
+    `since` (its modeled_at stamp), from the raw table by primary key. -#}
+{% macro order_items_of_orders_modeled_since(platform, since) -%}
+    {%- set relation -%}
+    (select r.* from {{ raw_order_table(platform) }} as r
+     where (r.shop_id, r.order_id) in (
+         select shop_id, order_id from {{ ref('int_orders') }}
+         where platform = '{{ platform }}' and modeled_at > {{ since }}))
+    {%- endset -%}
+    {{ order_item_rows(platform, relation) }}
 {%- endmacro %}
 
 {#- Where an incremental model picks up: the newest `column` already in the
@@ -110,6 +117,52 @@
     {%- if is_incremental() -%}
     delete from {{ this }}
     where node_key = any(array({{ identity_nodes_touched_since(incremental_since('last_modeled_at', lookback=false)) }}))
+    {%- else -%}
+    select 1
+    {%- endif -%}
+{%- endmacro %}
+
+{#- customer_identities, incremental by node: the nodes whose rows may differ from
+    what the table holds, kept in a temp table for the model's select. Per node,
+    against the account row the table holds for it: the node models rebuilt it
+    since (their last_modeled_at is the run that rebuilt the node, later than the
+    row's modeled_at), it belongs to another customer now, or it is new or gone.
+    And every node holding an identifier whose status or holders changed (compared
+    with identifier_status, so a new split rule, junk seed or holder cap reaches
+    every row it blocks). A table from before the modeled_at stamp: every node. -#}
+{% macro customer_identities_affected() -%}
+    {%- if is_incremental() -%}
+    create temporary table customer_identities__affected on commit drop as
+    {%- if 'modeled_at' in (adapter.get_columns_in_relation(this) | map(attribute='name') | list) %}
+    select coalesce(t.node_key, c.node_key) as node_key
+    from (
+        select node_key, customer_id, modeled_at from {{ this }} where identifier_type = 'platform_account'
+    ) as t
+    full join (
+        select r.node_key, r.customer_id, n.last_modeled_at
+        from {{ ref('int_identity__resolved') }} as r
+        inner join {{ ref('int_identity__nodes') }} as n on n.node_key = r.node_key
+    ) as c on c.node_key = t.node_key
+    where t.node_key is null or c.node_key is null
+       or t.customer_id <> c.customer_id or c.last_modeled_at > t.modeled_at
+    union
+    select t.node_key
+    from {{ this }} as t
+    inner join {{ ref('int_identity__identifier_status') }} as s
+        on s.identifier_type = t.identifier_type and s.identifier_value = t.identifier_value
+    where t.identifier_type <> 'platform_account'
+      and (s.status <> t.link_status or s.holders <> t.identifier_holders)
+    {%- else %}
+    select node_key from {{ this }} union select node_key from {{ ref('int_identity__nodes') }}
+    {%- endif -%}
+    {%- else -%}
+    select 1
+    {%- endif -%}
+{%- endmacro %}
+
+{% macro customer_identities_delete_affected() -%}
+    {%- if is_incremental() -%}
+    delete from {{ this }} where node_key in (select node_key from customer_identities__affected)
     {%- else -%}
     select 1
     {%- endif -%}

@@ -239,6 +239,12 @@ select a.shop_id, 'bridge-1', now(),
        jsonb_build_object('phones', jsonb_build_array(%(phone)s::text), 'emails', jsonb_build_array(%(email)s::text)),
        md5('bridge-1'), 'night', now()
 from raw.shopify_orders as a where a.shop_id = %(shop)s and a.order_id = %(order_id)s;
+
+insert into ops.identity_rules (action, left_ref, reason)
+select 'split', 'phone:' || identifier_value, 'a front-desk phone, found tonight'
+from intermediate.int_identity__identifier_status
+where identifier_type = 'phone' and status = 'used' and nodes = 1 and identifier_value <> %(phone)s
+order by identifier_value limit 1;
 """
 
 
@@ -330,6 +336,11 @@ def test_full_refresh_equals_incremental(modeled, clone_database):
         orphans = rows(url, f"select count(*) from intermediate.{table} as n where not exists"
                             " (select 1 from intermediate.int_orders as o where o.node_key = n.node_key)")
         assert orphans == [(0,)], f"{table} keeps a node no order points to"
+
+    # a split rule reaches the rows of a node nothing else touched tonight
+    (split_phone,), = rows(url, "select substr(left_ref, 7) from ops.identity_rules where action = 'split'")
+    assert rows(url, "select distinct link_status from marts.customer_identities"
+                     " where identifier_type = 'phone' and identifier_value = %s", split_phone) == [("split_rule",)]
 
     assert_latest_generation_partial(url)
     # a rerun with the default lookback re-reads every fixture order (all landed

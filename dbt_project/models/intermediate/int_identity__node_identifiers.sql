@@ -17,7 +17,7 @@
 
 with orders as (
     select
-        node_key, order_key, created_at, loaded_at, modeled_at, phones, email,
+        node_key, order_key, created_at, loaded_at, phones, email,
         {{ norm_text('coalesce(receiver_name, buyer_nick)') }} as holder,
         {{ norm_text('receiver_name') }} as name_norm,
         {{ norm_text('address') }} as address_norm
@@ -29,19 +29,19 @@ with orders as (
 
 phones as (
     select o.node_key, 'phone' as identifier_type, p.value as identifier_value, o.order_key, o.created_at,
-           o.holder, o.loaded_at, o.modeled_at
+           o.holder, o.loaded_at
     from orders as o
     cross join lateral jsonb_array_elements_text(coalesce(o.phones, '[]'::jsonb)) as p(value)
 ),
 
 emails as (
-    select node_key, 'email', lower(email), order_key, created_at, holder, loaded_at, modeled_at
+    select node_key, 'email', lower(email), order_key, created_at, holder, loaded_at
     from orders
     where email is not null
 ),
 
 name_addresses as (
-    select node_key, 'name_address', md5(name_norm || '|' || address_norm), order_key, created_at, name_norm, loaded_at, modeled_at
+    select node_key, 'name_address', md5(name_norm || '|' || address_norm), order_key, created_at, name_norm, loaded_at
     from orders
     where name_norm is not null
       and length(address_norm) >= {{ var('identity_min_address_length') }}
@@ -62,7 +62,9 @@ final as (
         min(created_at) as first_seen_at,
         min(holder) as holder,
         max(loaded_at) as last_loaded_at,
-        max(modeled_at) as last_modeled_at
+        -- the run that rebuilt the node (not its orders' stamp: a node rebuilt because an
+        -- order left it keeps only older orders, and customer_identities picks up by this)
+        {{ modeled_at() }} as last_modeled_at
     from all_identifiers
     group by node_key, identifier_type, identifier_value
 )

@@ -28,7 +28,9 @@ final as (
         (array_agg(order_key order by created_at, order_key))[1] as first_order_key,
         count(*) as orders,
         max(loaded_at) as last_loaded_at,
-        max(modeled_at) as last_modeled_at
+        -- the run that rebuilt the node (not its orders' stamp: a node rebuilt because an
+        -- order left it keeps only older orders, and customer_identities picks up by this)
+        {{ modeled_at() }} as last_modeled_at
     from orders
     group by node_key
 )

@@ -2,21 +2,24 @@
     materialized='incremental',
     unique_key='order_key',
     incremental_strategy='delete+insert',
-    indexes=[{'columns': ['order_key']}]
+    on_schema_change='append_new_columns',
+    indexes=[{'columns': ['order_key']}, {'columns': ['modeled_at']}]
 ) }}
 {{ depends_on_raw_orders() }}
 -- Line items with product category and usage period (seed product_catalog).
 -- Keyed by order: every line of a changed order is replaced, so a line the
 -- platform dropped does not linger.
+-- Incremental: the lines of the orders int_orders (re)wrote since this model last
+-- ran (its modeled_at stamp, no lookback), read from the raw layer by key. int_orders
+-- rewrites an order whenever its landed version changes (loaded_at is one of its
+-- columns), so the raw layer's lookback is paid once, there.
 
-{% set since = incremental_since('loaded_at') %}
+{% set since = incremental_since('modeled_at', lookback=false) %}
 
 with items as (
     {% if is_incremental() %}
-    -- the current version's lines of orders landed since the last load (minus
-    -- the lookback), read from the raw layer by its loaded_at index
     {% for p in order_platforms() %}
-    {{ order_items_landed_since(p, since) }}
+    {{ order_items_of_orders_modeled_since(p, since) }}
     {% if not loop.last %}union all{% endif %}
     {% endfor %}
     {% else %}
@@ -49,7 +52,8 @@ final as (
         i.line_amount,
         i.currency,
         round(i.line_amount * coalesce(fx.rate_to_cny, 1), 2) as line_amount_cny,
-        o.loaded_at
+        o.loaded_at,
+        {{ modeled_at() }} as modeled_at
     from items as i
     inner join orders as o on o.order_key = i.order_key
     left join catalog as c_sku on c_sku.sku = i.sku

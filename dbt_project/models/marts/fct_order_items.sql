@@ -2,12 +2,13 @@
     materialized='incremental',
     unique_key='order_key',
     incremental_strategy='delete+insert',
-    indexes=[{'columns': ['order_key']}, {'columns': ['customer_id']}, {'columns': ['loaded_at']}],
+    indexes=[{'columns': ['order_key']}, {'columns': ['customer_id']}, {'columns': ['modeled_at']}],
+    on_schema_change='append_new_columns',
     post_hook=["{{ customer_increment_record() }}"]
 ) }}
 -- One row per order line, with product category, usage period and margin.
--- Incremental, keyed by order: the lines of orders landed since the last run
--- (minus the lookback), and of orders whose customer or status changed in fct_orders.
+-- Incremental, keyed by order: the lines int_order_items (re)wrote since this
+-- model last ran (its modeled_at stamp, no lookback), and of orders whose customer or status changed in fct_orders.
 -- An order changes customer only by a merge or split, and int_customer_increments
 -- lists both customers of every moved order; so the comparison with fct_orders
 -- reads only the orders of the customers listed since this model last ran (D23),
@@ -17,7 +18,7 @@
 {% if is_incremental() %}
 with changed as (
     select order_key from {{ ref('int_order_items') }}
-    where loaded_at > {{ incremental_since('loaded_at') }}
+    where modeled_at > {{ incremental_since('modeled_at', lookback=false) }}
     union
     {%- for scope in [customer_increment_filter('o.customer_id'), 'o.order_date >= ' ~ as_of_date() ~ ' - 1'] %}
     select t.order_key
@@ -74,7 +75,8 @@ final as (
         i.line_amount_cny,
         round(c.unit_cost * i.quantity, 2) as line_cost_cny,
         round(i.line_amount_cny - c.unit_cost * i.quantity, 2) as line_margin_cny,
-        i.loaded_at
+        i.loaded_at,
+        {{ modeled_at() }} as modeled_at
     from items as i
     inner join orders as o on o.order_key = i.order_key
     left join catalog as c on c.sku = i.sku
