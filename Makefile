@@ -34,7 +34,7 @@ demo: bootstrap
 
 # two workers, whole files each: the end-to-end Airflow runs take one, the rest the other
 test: bootstrap
-	$(BIN)/python -m pytest tests -n 2 --dist loadfile
+	$(BIN)/python -m pytest tests -n 2 --dist loadfile --durations=10
 
 test-fast: bootstrap
 	$(BIN)/python -m pytest tests -m "not e2e" -n 2 --dist loadfile
