@@ -55,6 +55,13 @@
     {{ order_item_rows(platform, relation) }}
 {%- endmacro %}
 
+{#- Whether the model's existing table has `column` (a table built before the
+    column was added is upgraded by on_schema_change, and rebuilt once where the
+    column is a watermark). -#}
+{% macro this_has_column(column) -%}
+    {{- return(column in (adapter.get_columns_in_relation(this) | map(attribute='name') | list)) -}}
+{%- endmacro %}
+
 {#- Where an incremental model picks up: the newest `column` already in the
     model minus the lookback, as a constant (a literal lets Postgres estimate
     the changed rows from the loaded_at statistics and use the index; a
@@ -64,7 +71,7 @@
     column existed starts from the beginning. -#}
 {% macro incremental_since(column, lookback=true) -%}
     {%- if execute and is_incremental()
-           and column in (adapter.get_columns_in_relation(this) | map(attribute='name') | list) -%}
+           and this_has_column(column) -%}
         {%- set sql -%}
             select extract(epoch from coalesce(max({{ column }}), timestamptz '1900-01-01')
                                       - interval '{{ var("incremental_lookback_days") if lookback else 0 }} days')::text
@@ -133,7 +140,7 @@
 {% macro customer_identities_affected() -%}
     {%- if is_incremental() -%}
     create temporary table customer_identities__affected on commit drop as
-    {%- if 'modeled_at' in (adapter.get_columns_in_relation(this) | map(attribute='name') | list) %}
+    {%- if this_has_column('modeled_at') %}
     select coalesce(t.node_key, c.node_key) as node_key
     from (
         select node_key, customer_id, modeled_at from {{ this }} where identifier_type = 'platform_account'

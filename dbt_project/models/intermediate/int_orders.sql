@@ -12,12 +12,12 @@
 -- Incremental: the orders landed since the last run, minus the lookback (a
 -- landing that committed late), of which only the rows that differ from what the
 -- table holds are rewritten, stamped modeled_at = this run. The models after it
--- (identity nodes, fct_orders) pick up by that stamp, with no lookback: they
+-- (identity nodes, fct_orders, line items) pick up by that stamp, with no lookback: they
 -- redo the orders that changed, not three days of unchanged ones.
 
 {#- a table built before modeled_at existed is rewritten whole, once, with the stamp -#}
 {%- set stamped = execute and is_incremental()
-                  and 'modeled_at' in (adapter.get_columns_in_relation(this) | map(attribute='name') | list) %}
+                  and this_has_column('modeled_at') %}
 
 with orders as (
     select * from {{ ref('int_orders__unioned') }}

@@ -8,7 +8,8 @@
 ) }}
 -- One row per order line, with product category, usage period and margin.
 -- Incremental, keyed by order: the lines int_order_items (re)wrote since this
--- model last ran (its modeled_at stamp, no lookback), and of orders whose customer or status changed in fct_orders.
+-- model last ran (its modeled_at stamp, no lookback), and of orders whose
+-- customer or status changed in fct_orders.
 -- An order changes customer only by a merge or split, and int_customer_increments
 -- lists both customers of every moved order; so the comparison with fct_orders
 -- reads only the orders of the customers listed since this model last ran (D23),
