@@ -260,6 +260,8 @@ def cmd_run(args) -> int:
 
     print(write_report(as_of))
     print(publish_docs(as_of))
+    if args.json:
+        Path(args.json).write_text(json.dumps(p.summary(as_of), indent=2, ensure_ascii=False, default=str))
     return EXIT_OK
 
 
@@ -573,6 +575,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp = add("run", cmd_run, "run the nightly steps without Airflow (same functions as the DAG)")
     sp.add_argument("--date", type=_day, required=True)
     sp.add_argument("--sandbox", action="store_true", help="start the sandbox if it is not running")
+    sp.add_argument("--json", help="write the run's summary (as `crm demo --json`) to this file")
 
     sp = add("extract", cmd_extract, "extract one shop incrementally from its watermark")
     sp.add_argument("shop")

@@ -214,11 +214,12 @@ def publish_docs(as_of: date, url: str | None = None) -> dict[str, str]:
     """dbt docs (a single static page) and the GX Data Docs site into <out>/docs/."""
     import shutil
 
-    from crm_pipeline.transform.dbt import run_dbt
+    from crm_pipeline.transform.dbt import reuse_partial_parse, run_dbt
 
     settings = get_settings()
     docs = settings.out_dir / "docs"
     target = docs / "dbt"
+    reuse_partial_parse(target)
     run_dbt(["docs", "generate", "--static", "--target-path", str(target)], as_of, url, capture=True)
     out = {"dbt": str(target / "static_index.html")}
     site = settings.expectations_dir / "gx" / "uncommitted" / "data_docs" / "local_site"

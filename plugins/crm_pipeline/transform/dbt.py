@@ -67,6 +67,26 @@ def dbt_executable() -> str:
     return str(candidate) if candidate.exists() else (shutil.which("dbt") or "dbt")
 
 
+def target_dir() -> Path:
+    """Where dbt writes its artifacts by default: ``DBT_TARGET_PATH``, else the project's target/."""
+    configured = os.environ.get("DBT_TARGET_PATH")
+    return Path(configured) if configured else get_settings().dbt_project_dir / "target"
+
+
+def reuse_partial_parse(other_target: Path) -> None:
+    """Seed a separate ``--target-path`` with the default target's newer partial-parse file.
+
+    dbt re-parses the whole project (5-7 s) when a target path has no
+    partial_parse.msgpack or one written with other ``--vars``; after a build
+    of the same day the default target holds one that matches.
+    """
+    source = target_dir() / "partial_parse.msgpack"
+    dest = other_target / "partial_parse.msgpack"
+    if source.exists() and (not dest.exists() or dest.stat().st_mtime < source.stat().st_mtime):
+        other_target.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(source, dest)
+
+
 def run_dbt(args: list[str], as_of: date | None = None, url: str | None = None, extra_vars: dict | None = None,
             capture: bool = False) -> subprocess.CompletedProcess:
     """Run one dbt command against the warehouse; raises DbtError on failure."""
