@@ -383,3 +383,19 @@ def test_customer_scoped_models_follow_the_as_of_day(modeled, clone_database):
     assert rows(url, "select count(distinct model) from intermediate.customer_increments_applied"
                      " where seq = (select max(seq) from intermediate.int_customer_increments)")[0][0] == 6
     assert_equals_full_refresh(url, final)
+
+
+def test_a_failed_dbt_call_names_its_nodes_and_the_next_call_runs(modeled, clone_database):
+    """D28: dbt runs in this process; a failure raises with the failed nodes, and
+    leaves nothing behind that breaks the next invocation."""
+    from crm_pipeline.transform.dbt import DbtError, run_dbt
+
+    url = clone_database(modeled, "dbtfail")
+    with psycopg.connect(url) as conn:
+        conn.execute("insert into marts.kpi_yearly select * from marts.kpi_yearly order by year limit 1")
+    with pytest.raises(DbtError) as failed:
+        run_dbt(["test", "--select", "kpi_yearly"], MODEL_AS_OF, url, capture=True)
+    assert "unique_kpi_yearly_year" in str(failed.value)
+    assert "not_null_kpi_yearly_year" not in str(failed.value), "only the failed tests are named"
+    run_dbt(["build", "--select", "kpi_yearly"], MODEL_AS_OF, url, capture=True)  # rebuilt: passes again
+    assert rows(url, "select count(*) - count(distinct year) from marts.kpi_yearly") == [(0,)]

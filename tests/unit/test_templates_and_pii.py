@@ -74,3 +74,20 @@ def test_aliyun_send_dates_count_days_in_beijing_time():
     assert aliyun_send_dates(datetime(2026, 11, 22, 16, 30, tzinfo=UTC)) == ["20261123"]
     assert aliyun_send_dates(datetime(2026, 11, 22, 15, 50, tzinfo=UTC)) == ["20261122", "20261123"]
     assert aliyun_send_dates(datetime(2026, 11, 22, 3, 0, tzinfo=UTC)) == ["20261122"]
+
+
+def test_a_dbt_failure_message_is_redacted():
+    """D28: a database error can quote a row; the DbtError text must not carry its contact data."""
+    from types import SimpleNamespace
+
+    from crm_pipeline.transform.dbt import _failure_detail
+
+    node = SimpleNamespace(unique_id="model.crm.dim_customers")
+    failed = SimpleNamespace(status="error", node=node,
+                             message='duplicate key value (phone)=(+8613912345678) for ada@example.com')
+    passed = SimpleNamespace(status="success", node=SimpleNamespace(unique_id="model.crm.fct_orders"), message="OK")
+    detail = _failure_detail(SimpleNamespace(exception=None, result=SimpleNamespace(results=[passed, failed])))
+    assert "model.crm.dim_customers" in detail and "fct_orders" not in detail
+    assert "13912345678" not in detail and "ada@example.com" not in detail
+    crashed = _failure_detail(SimpleNamespace(exception=RuntimeError("lost row for 13912345678"), result=None))
+    assert "RuntimeError" in crashed and "13912345678" not in crashed

@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
 
-from crm_pipeline.pii import get_logger
+from crm_pipeline.pii import get_logger, redact
 from crm_pipeline.settings import get_settings
 
 log = get_logger(__name__)
@@ -103,14 +103,14 @@ def _environment(values: dict[str, str]):
 def _failure_detail(result) -> str:
     """The failed nodes of a dbt result (or its exception), one line each."""
     if result.exception is not None:
-        return f"{type(result.exception).__name__}: {result.exception}"
+        return redact(f"{type(result.exception).__name__}: {result.exception}")
     lines = []
     for node_result in getattr(result.result, "results", None) or []:
         status = str(getattr(node_result, "status", "")).lower()
         if status in ("error", "fail", "runtime error"):
             node = getattr(node_result, "node", None)
             lines.append(f"{status.upper()} {getattr(node, 'unique_id', '?')}: {node_result.message}")
-    return "\n".join(lines)[-4000:]
+    return redact("\n".join(lines)[-4000:])  # a database error can quote a row's phone or e-mail
 
 
 def run_dbt(args: list[str], as_of: date | None = None, url: str | None = None, extra_vars: dict | None = None,
