@@ -399,3 +399,48 @@ def test_a_failed_dbt_call_names_its_nodes_and_the_next_call_runs(modeled, clone
     assert "not_null_kpi_yearly_year" not in str(failed.value), "only the failed tests are named"
     run_dbt(["build", "--select", "kpi_yearly"], MODEL_AS_OF, url, capture=True)  # rebuilt: passes again
     assert rows(url, "select count(*) - count(distinct year) from marts.kpi_yearly") == [(0,)]
+
+
+def test_rfm_changes_previous_segment_survives_any_day_order(modeled, clone_database):
+    """D29: each customer_rfm_changes row names the segment of the customer's previous
+    row, and superseded_on is the day of their next row, whatever order days run in:
+    forward, a table from before the column (upgrade), an earlier day rerun after a
+    later one, the same day twice."""
+    from crm_pipeline.transform.dbt import run_dbt
+
+    url = clone_database(modeled, "rfmchanges")
+    d1, d2 = MODEL_AS_OF + timedelta(days=40), MODEL_AS_OF + timedelta(days=80)
+
+    def run(day):
+        run_dbt(["run", "--select", "customer_rfm", "customer_rfm_changes"], day, url, capture=True)
+        wrong = rows(url, """
+            select customer_id, as_of_date, previous_segment, superseded_on, expected_previous, next_day
+            from (select *, coalesce(lag(segment) over w, 'none') as expected_previous,
+                         lead(as_of_date) over w as next_day
+                  from marts.customer_rfm_changes window w as (partition by customer_id order by as_of_date)) as t
+            where previous_segment <> expected_previous or superseded_on is distinct from next_day
+            limit 5""")
+        assert wrong == [], f"after the run of {day}"
+
+    run(d1)
+    with psycopg.connect(url) as conn:  # a table built before the column existed
+        conn.execute("alter table marts.customer_rfm_changes drop column superseded_on cascade")  # and the analyst view
+    run(d2)
+    run(d1)  # an earlier day after a later one
+    with psycopg.connect(url) as conn:
+        # a row the rerun of d2 will not write again (as if that customer had moved on
+        # d2 when it first ran): its earlier row must get back "latest" (null)
+        (moved,), = conn.execute("""
+            select customer_id from marts.customer_rfm_changes as r where as_of_date = %s and not exists
+              (select 1 from marts.customer_rfm_changes where customer_id = r.customer_id and as_of_date > %s)
+            order by customer_id limit 1""", (d1, d1)).fetchall()
+        conn.execute("insert into marts.customer_rfm_changes (as_of_date, customer_id, previous_segment, segment)"
+                     " select %s, customer_id, segment, 'lost' from marts.customer_rfm_changes"
+                     " where customer_id = %s and as_of_date = %s", (d2, moved, d1))
+        conn.execute("update marts.customer_rfm_changes set superseded_on = %s where customer_id = %s"
+                     " and as_of_date = %s", (d2, moved, d1))
+    run(d2)  # the same day again
+    assert rows(url, "select superseded_on from marts.customer_rfm_changes where customer_id = %s"
+                     " and as_of_date = %s", moved, d1) == [(None,)]
+    days = dict(rows(url, "select as_of_date, count(*) from marts.customer_rfm_changes group by 1"))
+    assert set(days) == {MODEL_AS_OF, d1, d2} and days[d1] > 0 and days[d2] > 0, days
