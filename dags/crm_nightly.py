@@ -62,7 +62,7 @@ def crm_nightly():
     prepared >> landed
     quality_raw = t.quality_check.override(task_id="quality_raw")("raw_landing", as_of)
     transform = dbt_task_group()
-    unit_tests = t.dbt_unit_tests(as_of)
+    unit_tests = t.dbt_unit_tests()
     landed >> quality_raw >> transform >> unit_tests >> t.refresh_analyst_views()
 
     @task_group(group_id="outreach")

@@ -212,10 +212,15 @@ def print_summary(s: dict) -> None:
     line("daily report", s["report_path"])
 
 
+def demo_clock(as_of: date) -> str:
+    """The CRM_NOW a demo of `as_of` runs at: the next morning, 10:30 Beijing time."""
+    return f"{(as_of + timedelta(days=1)).isoformat()}T10:30:00+08:00"
+
+
 def cmd_demo(args) -> int:
     settings = _settings()
     as_of = args.date or settings.demo_date
-    os.environ.setdefault("CRM_NOW", f"{(as_of + timedelta(days=1)).isoformat()}T10:30:00+08:00")
+    os.environ.setdefault("CRM_NOW", demo_clock(as_of))
     _progress("warehouse, schemas and sandbox")
     ensure_environment(start_sandbox=True)
     write_demo_intake(as_of)

@@ -14,6 +14,7 @@ import json
 import os
 import subprocess
 import sys
+from datetime import date
 from pathlib import Path
 
 import pytest
@@ -68,8 +69,10 @@ def run_demo(env, home, n: int) -> dict:
 
 def rerun_by_hand(env, home) -> dict:
     """`crm run` for the same day, at the clock `crm demo` pinned (the day after, 10:30)."""
+    from crm_pipeline.cli import demo_clock
+
     out = home / "summary_rerun.json"
-    env = {**env, "CRM_NOW": "2026-11-21T10:30:00+08:00"}
+    env = {**env, "CRM_NOW": demo_clock(date.fromisoformat(AS_OF))}
     try:
         proc = subprocess.run([sys.executable, "-m", "crm_pipeline.cli", "run", "--date", AS_OF, "--sandbox",
                                "--json", str(out)], env=env, cwd=ROOT, capture_output=True, text=True, timeout=900)

@@ -100,7 +100,7 @@ def quality_check(checkpoint: str, as_of: str) -> dict:
 
 
 @task
-def dbt_unit_tests(as_of: str) -> None:
+def dbt_unit_tests() -> None:
     """dbt unit tests (Cosmos does not render them): scoring, segments, lifecycle, identity.
 
     Run with the project's default vars, not the day's: each test pins its own
@@ -109,7 +109,7 @@ def dbt_unit_tests(as_of: str) -> None:
     """
     from crm_pipeline.transform.dbt import run_dbt
 
-    run_dbt(["test", "--select", "test_type:unit"])  # as_of only orders this task after the day's build
+    run_dbt(["test", "--select", "test_type:unit"])
 
 
 @task
