@@ -200,3 +200,72 @@ def test_warehouse_restart_between_steps(sandbox, tmp_path, monkeypatch):
         assert len(gateway_messages(sandbox)) == 250
     finally:
         pg.stop()
+
+
+def test_claim_survives_a_database_crash_right_after_the_send(sandbox, tmp_path, monkeypatch):
+    """The database crashes after the gateway accepted a batch and before anything else
+    reached the WAL. The embedded server commits asynchronously (synchronous_commit=off)
+    and here its WAL writer waits 10 s between flushes, so only a claim committed
+    synchronously survives the crash; a lost claim would leave the row 'pending' and the
+    next run would send it again (the stale claim must be reconciled instead)."""
+    from datetime import datetime, timedelta
+    from zoneinfo import ZoneInfo
+
+    import psycopg
+    from crm_pipeline.outreach import push as push_mod
+    from crm_pipeline.outreach.gateways import build_gateways, load_gateway_config
+    from crm_pipeline.outreach.ledger import Proposal, plan
+    from crm_pipeline.outreach.policy import Candidate, load_policy
+    from crm_pipeline.settings import get_settings, reload_settings
+    from crm_pipeline.warehouse import connect
+    from crm_pipeline.warehouse.embedded import EmbeddedPostgres
+    from crm_pipeline.warehouse.migrate import migrate
+
+    monkeypatch.setenv("CRM_NOW", "2026-11-21T10:30:00+08:00")
+    reload_settings()
+    from conftest import free_port
+
+    pg = EmbeddedPostgres(tmp_path / "pg_home", free_port())
+    url = pg.ensure_running()
+    try:
+        migrate(url)
+        with psycopg.connect(url, autocommit=True) as conn:
+            assert conn.execute("show synchronous_commit").fetchone()[0] == "off"
+            conn.execute("alter system set wal_writer_delay = '10s'")
+            conn.execute("select pg_reload_conf()")
+        cfg = get_settings().config_dir
+        policy = load_policy(cfg / "policy.yml")
+        now = datetime(2026, 11, 21, 10, 30, tzinfo=ZoneInfo("Asia/Shanghai"))
+        proposal = Proposal(Candidate("campaign:t:C1:sms", "campaign", "sms", "C1", "+8613900000001", now,
+                                      campaign="t"), "campaign_vip_thanks", {"name": "客户1", "tier_name": "金卡"})
+        with connect(url) as conn:
+            plan(conn, [proposal], policy, now, MODEL_AS_OF, cfg / "templates", "悦己生活")
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute("checkpoint")  # the planned row is on disk; only the push's writes are at stake
+        reset(sandbox, messages=True)
+
+        gateways = build_gateways(load_gateway_config(cfg / "gateways.yml"))
+        sms = gateways["sms"]  # Aliyun answers reconciliation queries
+        real_send = sms.send
+
+        def send_then_crash(batch_id, messages):
+            outcome = real_send(batch_id, messages)
+            pg.stop(immediate=True)
+            return outcome
+
+        monkeypatch.setattr(sms, "send", send_then_crash)
+        with pytest.raises(psycopg.OperationalError), psycopg.connect(url) as conn:
+            push_mod.push(conn, gateways, policy, now)
+        assert len(gateway_messages(sandbox)) == 1
+
+        url = pg.ensure_running()
+        assert rows(url, "select status from outreach.message_ledger") == [("sending",)]
+        monkeypatch.setattr(sms, "send", real_send)
+        monkeypatch.setattr(push_mod, "STALE_SENDING", timedelta(0))
+        with psycopg.connect(url) as conn:
+            stats = push_mod.push(conn, gateways, policy, now)
+        assert stats.reconciled_accepted == 1 and stats.accepted == 0
+        assert rows(url, "select status from outreach.message_ledger") == [("accepted",)]
+        assert len(gateway_messages(sandbox)) == 1
+    finally:
+        pg.stop()

@@ -155,6 +155,11 @@ def push(conn, gateways: dict[str, Gateway], policy: Policy, now: datetime, limi
             break
         keys = [r[0] for r in rows]
         batch = batch_id_for(keys)
+        # the claim must reach the WAL before the HTTP call whatever the server's
+        # synchronous_commit (the embedded one runs with it off): an asynchronously
+        # committed claim lost in a database crash would leave the rows 'pending'
+        # after the gateway took them, and the next run would send them again
+        conn.execute("set local synchronous_commit = on")
         conn.execute(
             "update outreach.message_ledger set status = 'sending', attempts = attempts + 1, gateway = %s,"
             " gateway_batch = %s, updated_at = now() where idempotency_key = any(%s)",

@@ -180,9 +180,11 @@ class EmbeddedPostgres:
         log.info("embedded PostgreSQL listening on 127.0.0.1:%s", port)
         return self.url()
 
-    def stop(self) -> None:
+    def stop(self, immediate: bool = False) -> None:
+        """Stop the server; ``immediate`` aborts it as a crash would (no shutdown
+        checkpoint, unwritten WAL lost; the next start recovers)."""
         if (self.pgdata / "postmaster.pid").exists():
-            self._pg("pg_ctl", ["-D", str(self.pgdata), "-w", "-m", "fast", "stop"])
+            self._pg("pg_ctl", ["-D", str(self.pgdata), "-w", "-m", "immediate" if immediate else "fast", "stop"])
 
     def restart(self) -> str:
         self.stop()
