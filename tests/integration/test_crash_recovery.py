@@ -204,10 +204,11 @@ def test_warehouse_restart_between_steps(sandbox, tmp_path, monkeypatch):
 
 def test_claim_survives_a_database_crash_right_after_the_send(sandbox, tmp_path, monkeypatch):
     """The database crashes after the gateway accepted a batch and before anything else
-    reached the WAL. The embedded server commits asynchronously (synchronous_commit=off)
-    and here its WAL writer waits 10 s between flushes, so only a claim committed
-    synchronously survives the crash; a lost claim would leave the row 'pending' and the
-    next run would send it again (the stale claim must be reconciled instead)."""
+    reached the WAL. The server here is set as a DBA may set one, to commit
+    asynchronously (synchronous_commit=off), with its WAL writer waiting 10 s between
+    flushes, so only a claim committed synchronously survives the crash; a lost claim
+    would leave the row 'pending' and the next run would send it again (the stale claim
+    must be reconciled instead)."""
     from datetime import datetime, timedelta
     from zoneinfo import ZoneInfo
 
@@ -230,7 +231,7 @@ def test_claim_survives_a_database_crash_right_after_the_send(sandbox, tmp_path,
     try:
         migrate(url)
         with psycopg.connect(url, autocommit=True) as conn:
-            assert conn.execute("show synchronous_commit").fetchone()[0] == "off"
+            conn.execute("alter system set synchronous_commit = off")
             conn.execute("alter system set wal_writer_delay = '10s'")
             conn.execute("select pg_reload_conf()")
         cfg = get_settings().config_dir
@@ -269,3 +270,35 @@ def test_claim_survives_a_database_crash_right_after_the_send(sandbox, tmp_path,
         assert len(gateway_messages(sandbox)) == 1
     finally:
         pg.stop()
+
+
+def test_a_recorded_opt_out_survives_a_database_crash(tmp_path, monkeypatch):
+    """`crm optout add` says the opt-out is recorded; a database crash a moment later must
+    not take it back (nothing reruns it, and the next push would reach the customer).
+    The embedded server commits synchronously; its WAL writer is slowed to 10 s here so
+    an asynchronous commit would still be in memory when the server is killed."""
+    import psycopg
+    from conftest import free_port
+    from crm_pipeline import cli
+    from crm_pipeline.settings import reload_settings
+    from crm_pipeline.warehouse.embedded import EmbeddedPostgres
+    from crm_pipeline.warehouse.migrate import migrate
+
+    pg = EmbeddedPostgres(tmp_path / "pg_home", free_port())
+    url = pg.ensure_running()
+    try:
+        migrate(url)
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute("alter system set wal_writer_delay = '10s'")
+            conn.execute("select pg_reload_conf()")
+            conn.execute("checkpoint")  # the schema is on disk; only the opt-out is at stake
+        monkeypatch.setenv("CRM_WAREHOUSE_URL", url)
+        reload_settings()
+        assert cli.main(["optout", "add", "--channel", "sms", "--phone", "13800001234"]) == 0
+        pg.stop(immediate=True)
+        url = pg.ensure_running()
+        assert rows(url, "select channel, contact from outreach.optouts") == [("sms", "+8613800001234")]
+    finally:
+        pg.stop()
+        monkeypatch.undo()  # later tests must not find this private server in the settings
+        reload_settings()
