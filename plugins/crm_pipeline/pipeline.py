@@ -129,6 +129,7 @@ def plan_outreach(as_of: date, url: str | None = None, only: tuple[str, ...] | N
     from crm_pipeline.outreach import campaigns as camp
     from crm_pipeline.outreach import triggers
     from crm_pipeline.outreach.ledger import plan
+    from crm_pipeline.outreach.push import OptOutWatch
     from crm_pipeline.warehouse import connect
 
     settings = get_settings()
@@ -136,6 +137,9 @@ def plan_outreach(as_of: date, url: str | None = None, only: tuple[str, ...] | N
     moment = now()
     facts: dict = {"now": moment.isoformat(), "triggers": {}, "campaigns": {}}
     with connect(url) as conn:
+        # messages still waiting from earlier plans whose customer has opted out since
+        # (R13): cancelled here, so the outbound check that follows finds none
+        facts["cancelled_opted_out"] = OptOutWatch(policy).cancel_new(conn)
         proposals = triggers.propose_all(conn, as_of, moment, settings.timezone, only=only)
         for kind, items in proposals.items():
             stats = plan(conn, items, policy, moment, as_of, settings.config_dir / "templates",

@@ -163,6 +163,64 @@ def test_crash_after_claim_resends_only_what_the_gateway_never_got(planned, clon
                      " and send_after <= %s::timestamptz", NOW)[0][0] == 0
 
 
+def test_an_opt_out_after_planning_stops_the_pending_message(planned, clone_database, sandbox, monkeypatch):
+    """R13 at send time: the planner left opted-out customers out, but a message waits in
+    the ledger while an opt-out arrives (before the push, or while it runs). The pusher
+    cancels it with an 'opted_out' suppression instead of sending it."""
+    import psycopg
+    from crm_pipeline import pipeline
+    from crm_pipeline.outreach import push as push_mod
+
+    url = clone_database(planned[0], "optout_late")
+    reset(sandbox, messages=True)
+    due = rows(url, "select idempotency_key, channel, customer_id, recipient from outreach.message_ledger"
+                    " where status = 'pending' and message_class = 'marketing' and send_after <= %s::timestamptz"
+                    " order by send_after desc, idempotency_key", NOW)
+    customers = list(dict.fromkeys(r[2] for r in due))
+    assert len(customers) >= 3, "the planned day needs due marketing messages for three customers"
+    by_customer, by_contact = customers[:2]
+    first = next(r for r in due if r[2] == by_customer)
+    contact_row = next(r for r in due if r[2] == by_contact)
+    rows(url, "insert into outreach.optouts (channel, customer_id, source) values (%s, %s, 'cli') returning 1",
+         first[1], by_customer)
+    rows(url, "insert into outreach.optouts (channel, contact, source) values ('all', %s, 'td_reply') returning 1",
+         contact_row[3])
+    # the next plan cancels them, so the outbound check before the push (GX: no pending
+    # message to an opted-out recipient) passes instead of stopping every message
+    flagged = rows(url, "select count(*) from outreach.v_outbound_pending where opted_out")[0][0]
+    before_push = {first[0], *(r[0] for r in due if r[3] == contact_row[3])}
+    assert flagged >= len(before_push)
+    replanned = pipeline.plan_outreach(MODEL_AS_OF, url)
+    assert rows(url, "select count(*) from outreach.v_outbound_pending where opted_out")[0][0] == 0
+    assert replanned["cancelled_opted_out"] == flagged
+
+    # while the push runs: as its first batch is claimed, a customer whose messages are
+    # not in that batch opts out of everything
+    real_claim = push_mod.batch_id_for
+    late: list[tuple] = []
+
+    def claim_then_opt_out(keys):
+        if not late:
+            mid_run = next(c for c in customers[2:] if not {r[0] for r in due if r[2] == c} & set(keys))
+            with psycopg.connect(url, autocommit=True) as conn:
+                conn.execute("insert into outreach.optouts (channel, customer_id, source) values ('all', %s, 'td_reply')",
+                             (mid_run,))
+            late.extend(r for r in due if r[2] == mid_run)
+        return real_claim(keys)
+
+    monkeypatch.setattr(push_mod, "batch_id_for", claim_then_opt_out)
+    stats = _push(url)
+    assert late, "the push claimed a batch"
+    stopped = {first[0], *(r[0] for r in due if r[3] == contact_row[3]), *(r[0] for r in late)}
+    status = dict(rows(url, "select idempotency_key, status from outreach.message_ledger where idempotency_key = any(%s)",
+                       list(stopped)))
+    assert set(status.values()) == {"cancelled"}, status
+    why = rows(url, "select count(*) from outreach.suppressions where rule = 'opted_out' and idempotency_key = any(%s)",
+               list(stopped))[0][0]
+    assert why == len(stopped) and stats.opted_out == len(stopped - before_push)
+    _assert_exactly_once(url, sandbox)  # gateway count == accepted rows: the cancelled ones never went out
+
+
 def test_call_list_and_outcome_import(planned, clone_database, tmp_path):
     """R7/R8: per-agent sheets; a filled sheet feeds outcomes and opt-outs; a bad sheet applies nothing."""
     from crm_pipeline import pipeline

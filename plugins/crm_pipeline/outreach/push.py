@@ -39,6 +39,7 @@ class PushStats:
     unknown: int = 0
     deferred: int = 0
     expired: int = 0
+    opted_out: int = 0
     reconciled_accepted: int = 0
     reconciled_resend: int = 0
     retries: int = 0
@@ -78,6 +79,46 @@ def expire(conn, now: datetime) -> int:
                 " campaign, rule, detail) values (%s, %s, %s, %s, %s, %s, 'expired', 'not sent within its window')"
                 " on conflict do nothing", rows)
     return len(rows)
+
+
+class OptOutWatch:
+    """Cancels pending messages whose customer opted out after they were planned (R13).
+
+    The planner leaves opted-out customers out, but a message can wait in the ledger
+    for hours (quiet hours, a later send time, a long throttled campaign) while a TD
+    reply or `crm optout add` arrives. Before each batch the pusher asks whether the
+    opt-out list changed (a count, cheap) and only then re-checks the pending rows, so
+    nothing is sent to a customer who opted out before their batch was claimed.
+    Same matching as the planner: the message's channel or 'all', by customer or by
+    the exact recipient; transactional messages only if the policy says opt-outs cover them.
+    """
+
+    def __init__(self, policy: Policy):
+        self.policy = policy
+        self.seen: int | None = None
+
+    def cancel_new(self, conn) -> int:
+        count = conn.execute("select count(*) from outreach.optouts").fetchone()[0]
+        if count == self.seen:
+            return 0
+        rows = conn.execute(
+            "update outreach.message_ledger as l set status = 'cancelled',"
+            " error = 'opted out after it was planned', updated_at = now()"
+            " where l.status = 'pending' and (l.message_class = 'marketing' or %(transactional)s) and exists ("
+            "  select 1 from outreach.optouts o where o.channel in (l.channel, 'all')"
+            "  and (o.customer_id = l.customer_id or o.contact = l.recipient))"
+            " returning idempotency_key, as_of_date, message_type, channel, customer_id, campaign",
+            {"transactional": self.policy.transactional_respects_optout},
+        ).fetchall()
+        if rows:
+            with conn.cursor() as cur:
+                cur.executemany(
+                    "insert into outreach.suppressions (idempotency_key, as_of_date, message_type, channel,"
+                    " customer_id, campaign, rule, detail) values (%s, %s, %s, %s, %s, %s, 'opted_out',"
+                    " 'opted out after it was planned; cancelled before sending') on conflict do nothing", rows)
+            log.info("cancelled %d pending message(s): the customer opted out after planning", len(rows))
+        self.seen = count
+        return len(rows)
 
 
 def reconcile(conn, gateways: dict[str, Gateway], now: datetime, stats: PushStats) -> None:
@@ -131,7 +172,9 @@ def push(conn, gateways: dict[str, Gateway], policy: Policy, now: datetime, limi
         return stats
     sent = 0
     type_filter = " and message_type = any(%(types)s)" if message_types else ""
+    optouts = OptOutWatch(policy)
     while limit is None or sent < limit:
+        stats.opted_out += optouts.cancel_new(conn)
         # the (channel, template) group of the earliest due message (index scan, first row)
         group = conn.execute(
             "select channel, template from outreach.message_ledger where status = 'pending' and send_after <= %(now)s"
@@ -188,6 +231,7 @@ def push(conn, gateways: dict[str, Gateway], policy: Policy, now: datetime, limi
             stats.accepted += len(keys)
         conn.commit()
         sent += len(keys)
+    conn.commit()  # cancellations found after the last batch
     stats.seconds = time.monotonic() - t0
     return stats
 
