@@ -199,9 +199,9 @@ def push(conn, gateways: dict[str, Gateway], policy: Policy, now: datetime, limi
         keys = [r[0] for r in rows]
         batch = batch_id_for(keys)
         # the claim must reach the WAL before the HTTP call whatever the server's
-        # synchronous_commit (the embedded one runs with it off): an asynchronously
-        # committed claim lost in a database crash would leave the rows 'pending'
-        # after the gateway took them, and the next run would send them again
+        # synchronous_commit (a DBA may set it off; D31): an asynchronously committed
+        # claim lost in a database crash would leave the rows 'pending' after the
+        # gateway took them, and the next run would send them again
         conn.execute("set local synchronous_commit = on")
         conn.execute(
             "update outreach.message_ledger set status = 'sending', attempts = attempts + 1, gateway = %s,"
