@@ -332,7 +332,7 @@ def cmd_identity(args) -> int:
     from crm_pipeline.warehouse import connect
 
     ensure_environment()
-    with connect() as conn:
+    with connect(durable=True) as conn:
         if args.action == "list":
             for row in conn.execute("select rule_id, action, left_ref, right_ref, reason, created_at, active"
                                     " from ops.identity_rules order by rule_id"):
@@ -364,7 +364,7 @@ def cmd_optout(args) -> int:
     if not contact and not args.customer:
         print("give --customer, --phone or --email", file=sys.stderr)
         return EXIT_USAGE
-    with connect() as conn:
+    with connect(durable=True) as conn:
         if args.action == "add":
             conn.execute("insert into outreach.optouts (channel, customer_id, contact, source, reason)"
                          " values (%s, %s, %s, %s, %s) on conflict do nothing",
@@ -382,7 +382,7 @@ def cmd_optout_import(args) -> int:
 
     ensure_environment()
     added = 0
-    with connect() as conn, open(args.file, encoding="utf-8-sig", newline="") as fh:
+    with connect(durable=True) as conn, open(args.file, encoding="utf-8-sig", newline="") as fh:
         for row in csv.reader(fh):
             if len(row) < 2 or row[0].strip().lower() in ("phone", "phonenumber", "手机"):
                 continue
@@ -408,7 +408,7 @@ def cmd_calls(args) -> int:
     from crm_pipeline.outreach.calls import OutcomeSheetError, import_outcomes
 
     try:
-        with connect() as conn:
+        with connect(durable=True) as conn:
             print(json.dumps(import_outcomes(conn, Path(args.file)), ensure_ascii=False))
     except OutcomeSheetError as exc:
         print(str(exc), file=sys.stderr)

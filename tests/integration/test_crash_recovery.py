@@ -272,11 +272,13 @@ def test_claim_survives_a_database_crash_right_after_the_send(sandbox, tmp_path,
         pg.stop()
 
 
-def test_a_recorded_opt_out_survives_a_database_crash(tmp_path, monkeypatch):
+@pytest.mark.parametrize("server", ["embedded_default", "async_commit_server"])
+def test_a_recorded_opt_out_survives_a_database_crash(server, tmp_path, monkeypatch):
     """`crm optout add` says the opt-out is recorded; a database crash a moment later must
     not take it back (nothing reruns it, and the next push would reach the customer).
-    The embedded server commits synchronously; its WAL writer is slowed to 10 s here so
-    an asynchronous commit would still be in memory when the server is killed."""
+    On the embedded server as started (synchronous commits), and on one set, as a DBA
+    may set it, to commit asynchronously. The WAL writer is slowed to 10 s so an
+    asynchronous commit would still be in memory when the server is killed."""
     import psycopg
     from conftest import free_port
     from crm_pipeline import cli
@@ -290,6 +292,8 @@ def test_a_recorded_opt_out_survives_a_database_crash(tmp_path, monkeypatch):
         migrate(url)
         with psycopg.connect(url, autocommit=True) as conn:
             conn.execute("alter system set wal_writer_delay = '10s'")
+            if server == "async_commit_server":
+                conn.execute("alter system set synchronous_commit = off")
             conn.execute("select pg_reload_conf()")
             conn.execute("checkpoint")  # the schema is on disk; only the opt-out is at stake
         monkeypatch.setenv("CRM_WAREHOUSE_URL", url)

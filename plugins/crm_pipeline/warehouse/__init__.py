@@ -45,11 +45,21 @@ def url_parts(url: str) -> dict[str, str]:
 
 
 @contextmanager
-def connect(url: str | None = None, autocommit: bool = False) -> Iterator[psycopg.Connection]:  # noqa: F821
-    """A psycopg 3 connection; commits on success, rolls back on error."""
+def connect(url: str | None = None, autocommit: bool = False,
+            durable: bool = False) -> Iterator[psycopg.Connection]:  # noqa: F821
+    """A psycopg 3 connection; commits on success, rolls back on error.
+
+    ``durable``: every commit is written before it returns, whatever the server's
+    ``synchronous_commit`` (D31): for writes the user is told are recorded and no
+    rerun would redo (opt-outs, call outcomes, identity rules).
+    """
     import psycopg
 
     conn = psycopg.connect(url or warehouse_url(), autocommit=autocommit, application_name="crm_pipeline")
+    if durable:
+        conn.execute("set synchronous_commit = on")
+        if not autocommit:
+            conn.commit()
     try:
         yield conn
         if not autocommit:
