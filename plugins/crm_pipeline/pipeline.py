@@ -139,7 +139,7 @@ def plan_outreach(as_of: date, url: str | None = None, only: tuple[str, ...] | N
     with connect(url) as conn:
         # messages still waiting from earlier plans whose customer has opted out since
         # (R13): cancelled here, so the outbound check that follows finds none
-        facts["cancelled_opted_out"] = OptOutWatch(policy).cancel_new(conn)
+        facts["cancelled_opted_out"] = OptOutWatch().cancel_new(conn)
         proposals = triggers.propose_all(conn, as_of, moment, settings.timezone, only=only)
         for kind, items in proposals.items():
             stats = plan(conn, items, policy, moment, as_of, settings.config_dir / "templates",

@@ -163,7 +163,35 @@ def _fault_fired(sandbox) -> bool:
     return any(f["fired"] for f in requests.get(sandbox.url + "/_control/faults", timeout=5).json())
 
 
-def test_warehouse_restart_between_steps(sandbox, tmp_path, monkeypatch):
+@pytest.fixture
+def private_warehouse(tmp_path):
+    """A private, migrated embedded PostgreSQL (restarting or killing it disturbs no
+    other test); stopped at the end."""
+    from conftest import free_port
+    from crm_pipeline.warehouse.embedded import EmbeddedPostgres
+    from crm_pipeline.warehouse.migrate import migrate
+
+    pg = EmbeddedPostgres(tmp_path / "pg_home", free_port())
+    migrate(pg.ensure_running())
+    yield pg
+    pg.stop()
+
+
+def slow_wal_writer(url: str, async_commit: bool) -> None:
+    """WAL writer flushing every 10 s (an asynchronous commit stays in memory until a
+    crash), optionally asynchronous commits as a DBA may set them; what is there so far
+    is checkpointed, so only the writes that follow are at stake."""
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("alter system set wal_writer_delay = '10s'")
+        if async_commit:
+            conn.execute("alter system set synchronous_commit = off")
+        conn.execute("select pg_reload_conf()")
+        conn.execute("checkpoint")
+
+
+def test_warehouse_restart_between_steps(sandbox, private_warehouse, monkeypatch):
     """The warehouse restarts between planning and pushing: nothing lost, nothing twice.
     Uses a private embedded PostgreSQL, so restarting it disturbs no other test."""
     from datetime import datetime
@@ -173,36 +201,28 @@ def test_warehouse_restart_between_steps(sandbox, tmp_path, monkeypatch):
     from crm_pipeline.outreach.policy import Candidate, load_policy
     from crm_pipeline.settings import get_settings, reload_settings
     from crm_pipeline.warehouse import connect
-    from crm_pipeline.warehouse.embedded import EmbeddedPostgres
-    from crm_pipeline.warehouse.migrate import migrate
 
     monkeypatch.setenv("CRM_NOW", "2026-11-21T10:30:00+08:00")
     reload_settings()
-    from conftest import free_port
-
-    pg = EmbeddedPostgres(tmp_path / "pg_home", free_port())
+    pg = private_warehouse
+    url = pg.url()
+    cfg = get_settings().config_dir
+    now = datetime(2026, 11, 21, 10, 30, tzinfo=ZoneInfo("Asia/Shanghai"))
+    proposals = [Proposal(Candidate(f"campaign:t:C{i}:email", "campaign", "email", f"C{i}", f"c{i}@example.com",
+                                    now, campaign="t"), "campaign_vip_thanks", {"name": f"客户{i}", "tier_name": "金卡"})
+                 for i in range(250)]
+    with connect(url) as conn:
+        plan(conn, proposals, load_policy(cfg / "policy.yml"), now, MODEL_AS_OF, cfg / "templates", "悦己生活")
+    reset(sandbox, messages=True)
+    pg.stop()
     url = pg.ensure_running()
-    try:
-        migrate(url)
-        cfg = get_settings().config_dir
-        now = datetime(2026, 11, 21, 10, 30, tzinfo=ZoneInfo("Asia/Shanghai"))
-        proposals = [Proposal(Candidate(f"campaign:t:C{i}:email", "campaign", "email", f"C{i}", f"c{i}@example.com",
-                                        now, campaign="t"), "campaign_vip_thanks", {"name": f"客户{i}", "tier_name": "金卡"})
-                     for i in range(250)]
-        with connect(url) as conn:
-            plan(conn, proposals, load_policy(cfg / "policy.yml"), now, MODEL_AS_OF, cfg / "templates", "悦己生活")
-        reset(sandbox, messages=True)
-        pg.stop()
-        url = pg.ensure_running()
-        _push(url)
-        _push(url)
-        assert rows(url, "select count(*) from outreach.message_ledger where status = 'accepted'")[0][0] == 250
-        assert len(gateway_messages(sandbox)) == 250
-    finally:
-        pg.stop()
+    _push(url)
+    _push(url)
+    assert rows(url, "select count(*) from outreach.message_ledger where status = 'accepted'")[0][0] == 250
+    assert len(gateway_messages(sandbox)) == 250
 
 
-def test_claim_survives_a_database_crash_right_after_the_send(sandbox, tmp_path, monkeypatch):
+def test_claim_survives_a_database_crash_right_after_the_send(sandbox, private_warehouse, monkeypatch):
     """The database crashes after the gateway accepted a batch and before anything else
     reached the WAL. The server here is set as a DBA may set one, to commit
     asynchronously (synchronous_commit=off), with its WAL writer waiting 10 s between
@@ -219,90 +239,68 @@ def test_claim_survives_a_database_crash_right_after_the_send(sandbox, tmp_path,
     from crm_pipeline.outreach.policy import Candidate, load_policy
     from crm_pipeline.settings import get_settings, reload_settings
     from crm_pipeline.warehouse import connect
-    from crm_pipeline.warehouse.embedded import EmbeddedPostgres
-    from crm_pipeline.warehouse.migrate import migrate
 
     monkeypatch.setenv("CRM_NOW", "2026-11-21T10:30:00+08:00")
     reload_settings()
-    from conftest import free_port
+    pg = private_warehouse
+    url = pg.url()
+    slow_wal_writer(url, async_commit=True)
+    cfg = get_settings().config_dir
+    policy = load_policy(cfg / "policy.yml")
+    now = datetime(2026, 11, 21, 10, 30, tzinfo=ZoneInfo("Asia/Shanghai"))
+    proposal = Proposal(Candidate("campaign:t:C1:sms", "campaign", "sms", "C1", "+8613900000001", now,
+                                  campaign="t"), "campaign_vip_thanks", {"name": "客户1", "tier_name": "金卡"})
+    with connect(url) as conn:
+        plan(conn, [proposal], policy, now, MODEL_AS_OF, cfg / "templates", "悦己生活")
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("checkpoint")  # the planned row is on disk; only the push's writes are at stake
+    reset(sandbox, messages=True)
 
-    pg = EmbeddedPostgres(tmp_path / "pg_home", free_port())
+    gateways = build_gateways(load_gateway_config(cfg / "gateways.yml"))
+    sms = gateways["sms"]  # Aliyun answers reconciliation queries
+    real_send = sms.send
+
+    def send_then_crash(batch_id, messages):
+        outcome = real_send(batch_id, messages)
+        pg.stop(immediate=True)
+        return outcome
+
+    monkeypatch.setattr(sms, "send", send_then_crash)
+    with pytest.raises(psycopg.OperationalError), psycopg.connect(url) as conn:
+        push_mod.push(conn, gateways, policy, now)
+    assert len(gateway_messages(sandbox)) == 1
+
     url = pg.ensure_running()
-    try:
-        migrate(url)
-        with psycopg.connect(url, autocommit=True) as conn:
-            conn.execute("alter system set synchronous_commit = off")
-            conn.execute("alter system set wal_writer_delay = '10s'")
-            conn.execute("select pg_reload_conf()")
-        cfg = get_settings().config_dir
-        policy = load_policy(cfg / "policy.yml")
-        now = datetime(2026, 11, 21, 10, 30, tzinfo=ZoneInfo("Asia/Shanghai"))
-        proposal = Proposal(Candidate("campaign:t:C1:sms", "campaign", "sms", "C1", "+8613900000001", now,
-                                      campaign="t"), "campaign_vip_thanks", {"name": "客户1", "tier_name": "金卡"})
-        with connect(url) as conn:
-            plan(conn, [proposal], policy, now, MODEL_AS_OF, cfg / "templates", "悦己生活")
-        with psycopg.connect(url, autocommit=True) as conn:
-            conn.execute("checkpoint")  # the planned row is on disk; only the push's writes are at stake
-        reset(sandbox, messages=True)
-
-        gateways = build_gateways(load_gateway_config(cfg / "gateways.yml"))
-        sms = gateways["sms"]  # Aliyun answers reconciliation queries
-        real_send = sms.send
-
-        def send_then_crash(batch_id, messages):
-            outcome = real_send(batch_id, messages)
-            pg.stop(immediate=True)
-            return outcome
-
-        monkeypatch.setattr(sms, "send", send_then_crash)
-        with pytest.raises(psycopg.OperationalError), psycopg.connect(url) as conn:
-            push_mod.push(conn, gateways, policy, now)
-        assert len(gateway_messages(sandbox)) == 1
-
-        url = pg.ensure_running()
-        assert rows(url, "select status from outreach.message_ledger") == [("sending",)]
-        monkeypatch.setattr(sms, "send", real_send)
-        monkeypatch.setattr(push_mod, "STALE_SENDING", timedelta(0))
-        with psycopg.connect(url) as conn:
-            stats = push_mod.push(conn, gateways, policy, now)
-        assert stats.reconciled_accepted == 1 and stats.accepted == 0
-        assert rows(url, "select status from outreach.message_ledger") == [("accepted",)]
-        assert len(gateway_messages(sandbox)) == 1
-    finally:
-        pg.stop()
+    assert rows(url, "select status from outreach.message_ledger") == [("sending",)]
+    monkeypatch.setattr(sms, "send", real_send)
+    monkeypatch.setattr(push_mod, "STALE_SENDING", timedelta(0))
+    with psycopg.connect(url) as conn:
+        stats = push_mod.push(conn, gateways, policy, now)
+    assert stats.reconciled_accepted == 1 and stats.accepted == 0
+    assert rows(url, "select status from outreach.message_ledger") == [("accepted",)]
+    assert len(gateway_messages(sandbox)) == 1
 
 
 @pytest.mark.parametrize("server", ["embedded_default", "async_commit_server"])
-def test_a_recorded_opt_out_survives_a_database_crash(server, tmp_path, monkeypatch):
+def test_a_recorded_opt_out_survives_a_database_crash(server, private_warehouse, monkeypatch):
     """`crm optout add` says the opt-out is recorded; a database crash a moment later must
     not take it back (nothing reruns it, and the next push would reach the customer).
     On the embedded server as started (synchronous commits), and on one set, as a DBA
     may set it, to commit asynchronously. The WAL writer is slowed to 10 s so an
     asynchronous commit would still be in memory when the server is killed."""
-    import psycopg
-    from conftest import free_port
     from crm_pipeline import cli
     from crm_pipeline.settings import reload_settings
-    from crm_pipeline.warehouse.embedded import EmbeddedPostgres
-    from crm_pipeline.warehouse.migrate import migrate
 
-    pg = EmbeddedPostgres(tmp_path / "pg_home", free_port())
-    url = pg.ensure_running()
+    pg = private_warehouse
+    url = pg.url()
+    slow_wal_writer(url, async_commit=server == "async_commit_server")
+    monkeypatch.setenv("CRM_WAREHOUSE_URL", url)
+    reload_settings()
     try:
-        migrate(url)
-        with psycopg.connect(url, autocommit=True) as conn:
-            conn.execute("alter system set wal_writer_delay = '10s'")
-            if server == "async_commit_server":
-                conn.execute("alter system set synchronous_commit = off")
-            conn.execute("select pg_reload_conf()")
-            conn.execute("checkpoint")  # the schema is on disk; only the opt-out is at stake
-        monkeypatch.setenv("CRM_WAREHOUSE_URL", url)
-        reload_settings()
         assert cli.main(["optout", "add", "--channel", "sms", "--phone", "13800001234"]) == 0
         pg.stop(immediate=True)
         url = pg.ensure_running()
         assert rows(url, "select channel, contact from outreach.optouts") == [("sms", "+8613800001234")]
     finally:
-        pg.stop()
         monkeypatch.undo()  # later tests must not find this private server in the settings
         reload_settings()

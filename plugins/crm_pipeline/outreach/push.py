@@ -89,12 +89,12 @@ class OptOutWatch:
     reply or `crm optout add` arrives. Before each batch the pusher asks whether the
     opt-out list changed (a count, cheap) and only then re-checks the pending rows, so
     nothing is sent to a customer who opted out before their batch was claimed.
-    Same matching as the planner: the message's channel or 'all', by customer or by
-    the exact recipient; transactional messages only if the policy says opt-outs cover them.
+    Which pending rows are opted out is the outbound check's own rule (the view
+    ``outreach.v_outbound_pending``, column ``opted_out``), so the pusher and the GX
+    check cannot disagree.
     """
 
-    def __init__(self, policy: Policy):
-        self.policy = policy
+    def __init__(self) -> None:
         self.seen: int | None = None
 
     def cancel_new(self, conn) -> int:
@@ -102,13 +102,11 @@ class OptOutWatch:
         if count == self.seen:
             return 0
         rows = conn.execute(
-            "update outreach.message_ledger as l set status = 'cancelled',"
+            "update outreach.message_ledger set status = 'cancelled',"
             " error = 'opted out after it was planned', updated_at = now()"
-            " where l.status = 'pending' and (l.message_class = 'marketing' or %(transactional)s) and exists ("
-            "  select 1 from outreach.optouts o where o.channel in (l.channel, 'all')"
-            "  and (o.customer_id = l.customer_id or o.contact = l.recipient))"
-            " returning idempotency_key, as_of_date, message_type, channel, customer_id, campaign",
-            {"transactional": self.policy.transactional_respects_optout},
+            " where status = 'pending' and idempotency_key in ("
+            "  select idempotency_key from outreach.v_outbound_pending where opted_out)"
+            " returning idempotency_key, as_of_date, message_type, channel, customer_id, campaign"
         ).fetchall()
         if rows:
             with conn.cursor() as cur:
@@ -172,7 +170,7 @@ def push(conn, gateways: dict[str, Gateway], policy: Policy, now: datetime, limi
         return stats
     sent = 0
     type_filter = " and message_type = any(%(types)s)" if message_types else ""
-    optouts = OptOutWatch(policy)
+    optouts = OptOutWatch()
     while limit is None or sent < limit:
         stats.opted_out += optouts.cancel_new(conn)
         # the (channel, template) group of the earliest due message (index scan, first row)
