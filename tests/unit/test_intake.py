@@ -77,3 +77,25 @@ def test_xlsx_with_excel_dates(tmp_path):
     records = list(read_intake(tmp_path / "o.xlsx", "s"))
     assert records[0]["paid_at"].startswith("2026-11-03T09:30")
     assert records[1]["paid_at"].startswith("2026-11-04")
+
+
+def test_a_title_above_the_header_and_blank_lines_keep_the_rows_people_see(tmp_path):
+    # WPS/Excel exports: a title and a date range above the header, blank lines between
+    # blocks, a totals row at the bottom. Errors name the row number shown in the sheet.
+    rows = [["微信小店订单导出"], ["2026-11-01 至 2026-11-30"], [],
+            ["姓名", "手机", "实付金额", "付款时间"],          # row 4
+            ["张三", "13812345678", "99", "2026/11/01"],      # row 5
+            [],
+            ["李四", "13912345678", "abc", "2026/11/02"],     # row 7
+            ["合计", "", "99", ""]]                            # row 8
+    records = list(read_intake(write_csv(tmp_path / "o.csv", rows), "s"))
+    assert [r["name"] for r in records] == ["张三", "李四", "合计"]
+    assert "__error__" not in records[0] and records[0]["amount"] == "99"
+    assert records[1]["__error__"].startswith("o.csv row 7: unparseable amount")
+    assert records[2]["__error__"].startswith("o.csv row 8: impossible date")  # quarantined, not an order
+
+
+def test_the_header_is_looked_for_only_near_the_top(tmp_path):
+    rows = [[f"note {i}"] for i in range(10)] + [["姓名", "金额"], ["张三", "1"]]
+    with pytest.raises(IntakeError, match="first 10 rows"):
+        list(read_intake(write_csv(tmp_path / "o.csv", rows), "s"))

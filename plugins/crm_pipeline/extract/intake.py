@@ -56,6 +56,7 @@ STATUS_ALIASES = {
     "unpaid": "unpaid", "待付款": "unpaid", "未付款": "unpaid",
 }
 EXCEL_EPOCH = datetime(1899, 12, 30)
+HEADER_SEARCH_ROWS = 10
 
 
 class IntakeError(ValueError):
@@ -103,7 +104,8 @@ def _excel_serial(serial: float, tz: ZoneInfo) -> datetime:
     return (EXCEL_EPOCH + timedelta(days=serial)).replace(tzinfo=tz)
 
 
-def _read_rows(path: Path) -> tuple[list[str], list[list[object]]]:
+def _read_rows(path: Path) -> list[tuple[int, list[object]]]:
+    """The non-empty rows of the first sheet, each with its row number in the file."""
     suffix = path.suffix.lower()
     if suffix in (".xlsx", ".xlsm"):
         import openpyxl
@@ -128,11 +130,11 @@ def _read_rows(path: Path) -> tuple[list[str], list[list[object]]]:
         rows = [list(r) for r in csv.reader(io.StringIO(text))]
     else:
         raise IntakeError(f"{path.name}: unsupported file type {suffix!r} (use .xlsx or .csv)")
-    rows = [r for r in rows if any(c not in (None, "") for c in r)]
-    if not rows:
+    # spreadsheet row numbers are kept: an error names the row a person sees in Excel/WPS
+    numbered = [(n, r) for n, r in enumerate(rows, start=1) if any(c not in (None, "") for c in r)]
+    if not numbered:
         raise IntakeError(f"{path.name}: the file has no header row")
-    header = ["" if h is None else str(h).strip() for h in rows[0]]
-    return header, rows[1:]
+    return numbered
 
 
 def _clean(value: object) -> str:
@@ -143,23 +145,35 @@ def _clean(value: object) -> str:
     return str(value).strip()
 
 
+def _columns(header: list[object], mapping: dict[str, str]) -> dict[int, str]:
+    """Column index -> field for one candidate header row (the first column naming a field wins)."""
+    columns: dict[int, str] = {}
+    for i, name in enumerate(header):
+        field = mapping.get("" if name is None else str(name).strip().lower())
+        if field and field not in columns.values():
+            columns[i] = field
+    return columns
+
+
 def read_intake(path: Path, shop_id: str, mapping: dict[str, str] | None = None,
                 tz: ZoneInfo = ZoneInfo("Asia/Shanghai")) -> Iterator[dict]:
     """Yield one record per data row (see module doc)."""
-    header, rows = _read_rows(path)
+    rows = _read_rows(path)
     mapping = {**HEADER_ALIASES, **(mapping or {})}
-    columns: dict[int, str] = {}
-    for i, name in enumerate(header):
-        field = mapping.get(name.lower())
-        if field and field not in columns.values():
-            columns[i] = field
-    if "amount" not in columns.values() or not ({"phone", "name", "buyer_id"} & set(columns.values())):
+    # exports often open with a title or a date range above the header: the header is the
+    # first of the first few rows that names the needed columns
+    for at, (_, row) in enumerate(rows[:HEADER_SEARCH_ROWS]):
+        columns = _columns(row, mapping)
+        if "amount" in columns.values() and {"phone", "name", "buyer_id"} & set(columns.values()):
+            break
+    else:
+        header = ["" if h is None else str(h).strip() for h in rows[0][1]]
         raise IntakeError(
-            f"{path.name}: cannot find the columns it needs (amount and one of phone/name/buyer_id); "
-            f"headers are {header}; use --map SOURCE_COLUMN=FIELD"
+            f"{path.name}: cannot find the columns it needs (amount and one of phone/name/buyer_id) in its first "
+            f"{HEADER_SEARCH_ROWS} rows; headers are {header}; use --map SOURCE_COLUMN=FIELD"
         )
     seen: dict[str, int] = {}
-    for rownum, row in enumerate(rows, start=2):  # spreadsheet row numbers (header is row 1)
+    for rownum, row in rows[at + 1:]:
         cells = {columns[i]: row[i] for i in columns if i < len(row)}
         record: dict = {f: _clean(cells.get(f)) for f in FIELDS if f != "paid_at"}
         where = f"{path.name} row {rownum}"
