@@ -162,16 +162,15 @@ def read_intake(path: Path, shop_id: str, mapping: dict[str, str] | None = None,
     mapping = {**HEADER_ALIASES, **(mapping or {})}
     # exports often open with a title or a date range above the header: the header is the
     # first of the first few rows that names the needed columns
-    for at, (_, row) in enumerate(rows[:HEADER_SEARCH_ROWS]):
-        columns = _columns(row, mapping)
-        if "amount" in columns.values() and {"phone", "name", "buyer_id"} & set(columns.values()):
-            break
-    else:
+    found = next(((at, columns) for at, columns in enumerate(_columns(r, mapping) for _, r in rows[:HEADER_SEARCH_ROWS])
+                  if "amount" in columns.values() and {"phone", "name", "buyer_id"} & set(columns.values())), None)
+    if found is None:
         header = ["" if h is None else str(h).strip() for h in rows[0][1]]
         raise IntakeError(
             f"{path.name}: cannot find the columns it needs (amount and one of phone/name/buyer_id) in its first "
             f"{HEADER_SEARCH_ROWS} rows; headers are {header}; use --map SOURCE_COLUMN=FIELD"
         )
+    at, columns = found
     seen: dict[str, int] = {}
     for rownum, row in rows[at + 1:]:
         cells = {columns[i]: row[i] for i in columns if i < len(row)}
