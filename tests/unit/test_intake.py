@@ -99,3 +99,26 @@ def test_the_header_is_looked_for_only_near_the_top(tmp_path):
     rows = [[f"note {i}"] for i in range(10)] + [["姓名", "金额"], ["张三", "1"]]
     with pytest.raises(IntakeError, match="first 10 rows"):
         list(read_intake(write_csv(tmp_path / "o.csv", rows), "s"))
+
+
+def test_an_order_id_rounded_by_excel_is_quarantined_not_merged(tmp_path):
+    # two 18-digit Taobao order numbers that Excel stored as numbers collapse to one value;
+    # landing them under one id would lose an order
+    rows = [["订单号", "手机", "金额", "日期"],
+            ["2.02611E+17", "13812345678", "10", "2026-11-01"],
+            ["2.02611E+17", "13912345678", "20", "2026-11-02"],
+            ["202611011234567891", "13912345678", "30", "2026-11-03"]]
+    records = list(read_intake(write_csv(tmp_path / "o.csv", rows), "s"))
+    assert all("rounded by Excel" in r["__error__"] for r in records[:2])
+    assert "__error__" not in records[2]
+
+    from openpyxl import Workbook
+
+    wb = Workbook()
+    wb.active.append(["订单号", "手机", "金额", "日期"])
+    wb.active.append([202611011234567891.0, "13812345678", 10, "2026-11-01"])
+    wb.active.append([1234567, "13812345678", 10, "2026-11-01"])
+    wb.save(tmp_path / "o.xlsx")
+    first, second = read_intake(tmp_path / "o.xlsx", "s")
+    assert "row 2" in first["__error__"] and "rounded by Excel" in first["__error__"]
+    assert "__error__" not in second and second["order_id"] == "1234567"

@@ -137,6 +137,13 @@ def _read_rows(path: Path) -> list[tuple[int, list[object]]]:
     return numbered
 
 
+def _rounded_by_excel(value: object) -> bool:
+    """A number too long for Excel's 15 significant digits: a float cell or its 1.23E+17 text."""
+    if isinstance(value, float):
+        return abs(value) >= 1e15
+    return isinstance(value, str) and re.fullmatch(r"\s*\d(\.\d+)?[eE]\+?\d+\s*", value) is not None
+
+
 def _clean(value: object) -> str:
     if value is None:
         return ""
@@ -189,6 +196,11 @@ def read_intake(path: Path, shop_id: str, mapping: dict[str, str] | None = None,
             record["quantity"] = int(Decimal(record["quantity"] or "1"))
         except (InvalidOperation, ValueError):
             record.setdefault("__error__", f"{where}: unparseable quantity {record['quantity']!r}")
+        if _rounded_by_excel(cells.get("order_id")):
+            # Taobao/JD order numbers have 16-19 digits; Excel keeps 15, so two orders
+            # would land under one id and one of them would be lost
+            record.setdefault("__error__", f"{where}: order id {record['order_id']!r} was rounded by Excel (over 15 "
+                                           "digits stored as a number); format the column as text and export again")
         status = record["status"].lower()
         record["status"] = STATUS_ALIASES.get(status, STATUS_ALIASES.get(record["status"], "paid" if not status else status))
         if record["status"] not in set(STATUS_ALIASES.values()):
