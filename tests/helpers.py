@@ -19,8 +19,9 @@ def fault(sandbox, **spec) -> None:
     requests.post(sandbox.url + "/_control/faults", json=spec, timeout=5).raise_for_status()
 
 
-def reset(sandbox, throttle: bool = False, messages: bool = False) -> None:
-    requests.post(sandbox.url + "/_control/reset", json={"throttle": throttle, "messages": messages},
+def reset(sandbox, throttle: bool = False, messages: bool = False, shopify_scopes: dict | None = None) -> None:
+    requests.post(sandbox.url + "/_control/reset",
+                  json={"throttle": throttle, "messages": messages, "shopify_scopes": shopify_scopes or {}},
                   timeout=5).raise_for_status()
 
 

@@ -238,10 +238,11 @@ def test_status_history_keeps_every_version(sandbox, make_database):
     assert current == statuses[-1]
 
 
-def test_backfill_reads_created_range_and_keeps_watermark(sandbox, make_database):
+def test_backfill_reads_created_range_and_keeps_watermark(sandbox, make_database, monkeypatch):
     from crm_pipeline.extract.base import RetryPolicy
     from crm_pipeline.extract.run import connector_for, run_extract
 
+    monkeypatch.setenv("CRM_NOW", "2026-11-21T09:00:00+08:00")  # the range is within TOP's 3 months
     reset(sandbox, throttle=False)
     url = make_database("backfill")
     s = small_shop("tmall_flagship", page_size=40)
@@ -251,6 +252,57 @@ def test_backfill_reads_created_range_and_keeps_watermark(sandbox, make_database
     assert result.counts.landed > 0
     assert all(datetime(2026, 9, 1) <= c < datetime(2026, 9, 11) for c in created)
     assert rows(url, "select count(*) from ops.watermarks")[0][0] == 0
+
+
+def test_a_backfill_older_than_the_platform_keeps_fails_before_reading(sandbox, make_database, monkeypatch):
+    """taobao.trades.sold.get serves the last 3 months only (reference §3): a backfill
+    reaching further fails with what to do, is recorded as failed, and lands nothing."""
+    from crm_pipeline.extract.base import ExtractError, RetryPolicy
+    from crm_pipeline.extract.run import connector_for, run_extract
+
+    monkeypatch.setenv("CRM_NOW", "2026-11-21T09:00:00+08:00")
+    reset(sandbox, throttle=False)
+    url = make_database("old_backfill")
+    s = small_shop("tmall_flagship", page_size=40)
+    connector = connector_for(s, sleep=lambda _s: None, retry=RetryPolicy(attempts=2))
+    with pytest.raises(ExtractError, match=r"last 3 months \(from 2026-08-21\).*starts 2026-08-20") as err:
+        run_extract(s, "backfill", start_date=date(2026, 8, 20), end_date=date(2026, 9, 10), url=url,
+                    connector=connector)
+    assert "[taobao/tmall_flagship]" in str(err.value)
+    assert connector.requests_made == 0
+    assert rows(url, "select count(*) from raw.taobao_trades_versions")[0][0] == 0
+    assert rows(url, "select status, error like '%%3 months%%' from ops.load_batches") == [("failed", True)]
+    # the sandbox refuses it too, as TOP does: the client's check is not the only guard
+    from crm_pipeline.extract.base import local_day_bounds, split_windows
+
+    start, end = local_day_bounds(date(2026, 8, 1), s.tz)
+    with pytest.raises(ExtractError, match="isv.invalid-parameter:start_created"):
+        list(connector.fetch(split_windows(start, end, timedelta(days=1))[0], "backfill"))
+
+
+def test_shopify_without_read_all_orders_refuses_a_run_older_than_60_days(sandbox, make_database, monkeypatch):
+    """Without read_all_orders Shopify silently shows only the last 60 days (reference §1):
+    a run reaching further back fails and says what to grant; within 60 days it reads."""
+    from crm_pipeline.extract.base import ExtractError
+
+    monkeypatch.setenv("CRM_NOW", "2026-11-21T00:00:00+08:00")  # the sandbox world's end: one clock for both
+    reset(sandbox, throttle=False, shopify_scopes={"shopify_global": ["read_orders"]})
+    try:
+        url = make_database("scopes")
+        s = small_shop("shopify_global")
+        with pytest.raises(ExtractError, match=r"lacks the read_all_orders scope.*from 2026-09-22"):
+            extract(s, url)
+        assert rows(url, "select count(*) from raw.shopify_orders_versions")[0][0] == 0
+        assert rows(url, "select status from ops.load_batches") == [("failed",)]
+        # what the check protects against: the platform itself answers with fewer orders, no error
+        declared = dataclasses.replace(s, options={**s.options, "read_all_orders": True})
+        partial = extract(declared, make_database("scopes_declared"))
+        assert 0 < partial.counts.received < len(expected_ids(sandbox, s))
+        # a run that starts inside the 60 days needs no scope and reads as before
+        recent = dataclasses.replace(s, start_date=AS_OF - timedelta(days=20))
+        assert extract(recent, make_database("scopes_recent")).counts.received > 0
+    finally:
+        reset(sandbox, throttle=False)
 
 
 def test_order_updated_while_paging_is_not_lost(make_database, tmp_path):

@@ -190,3 +190,32 @@ def test_in_parallel_keeps_call_order_and_bounds_concurrency():
     assert in_parallel([job(i) for i in range(10)], workers=2) == list(range(10))
     assert peak[0] == 2
     assert in_parallel([job(i) for i in range(3)], workers=1) == [0, 1, 2]
+
+
+def test_months_before_counts_calendar_months_and_clamps_to_the_month_end():
+    from crm_pipeline.extract.base import months_before
+
+    assert months_before(date(2026, 11, 21), 3) == date(2026, 8, 21)
+    assert months_before(date(2026, 5, 31), 3) == date(2026, 2, 28)
+    assert months_before(date(2026, 2, 15), 3) == date(2025, 11, 15)
+
+
+def test_shopify_history_check_trusts_a_declared_scope_and_asks_otherwise():
+    from crm_pipeline.extract.shopify import ShopifyConnector
+
+    class NoHttp:
+        def get(self, *args, **kwargs):
+            raise AssertionError("no call expected")
+
+    now = datetime(2026, 11, 21, tzinfo=CN)
+    base = dict(platform="shopify", base_url="https://s.myshopify.com/admin/api/2025-10",
+                credentials={"access_token": "literal:x"})
+    old, recent = now - timedelta(days=61), now - timedelta(days=59)
+    declared_no = ShopifyConnector(ShopConfig("s", options={"read_all_orders": False}, **base), session=NoHttp())
+    declared_no.check_history(recent, "nightly", now)  # inside the 60 days: nothing to ask
+    with pytest.raises(ExtractError, match="lacks the read_all_orders scope"):
+        declared_no.check_history(old, "backfill", now)
+    ShopifyConnector(ShopConfig("s", options={"read_all_orders": True}, **base), session=NoHttp()).check_history(
+        old, "nightly", now)
+    with pytest.raises(AssertionError, match="no call expected"):  # undeclared: the token's scopes are asked for
+        ShopifyConnector(ShopConfig("s", **base), session=NoHttp()).check_history(old, "nightly", now)

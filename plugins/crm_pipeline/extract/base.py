@@ -33,7 +33,8 @@ class ExtractError(RuntimeError):
     def __init__(self, platform: str, shop_id: str, message: str):
         self.platform = platform
         self.shop_id = shop_id
-        super().__init__(f"[{platform}/{shop_id}] {redact(message)}")
+        self.message = redact(message)
+        super().__init__(f"[{platform}/{shop_id}] {self.message}")
 
 
 class ConfigError(ExtractError):
@@ -140,6 +141,16 @@ class Connector(ABC):
     def enrich(self, records: list[dict]) -> list[dict]:
         """Second-call enrichment of a page (e.g. TOP oaid decrypt). Default: none."""
         return records
+
+    def check_history(self, start: datetime, mode: str, now: datetime) -> None:
+        """Fail before reading when the platform would not serve orders back to ``start``.
+
+        Platforms keep only part of a shop's history behind their APIs (Taobao's
+        backfill API the last 3 months; Shopify 60 days without ``read_all_orders``).
+        Reading past that would "succeed" with the older orders silently missing.
+        Default: no known limit.
+        """
+        return None
 
     # -- HTTP with retries -----------------------------------------------------------
     def post_form(self, params: dict[str, str]):
@@ -300,3 +311,11 @@ def _retry_after(response) -> float | None:
 def local_day_bounds(day: date, tz: ZoneInfo) -> tuple[datetime, datetime]:
     start = datetime.combine(day, datetime.min.time(), tz)
     return start, start + timedelta(days=1)
+
+
+def months_before(day: date, months: int) -> date:
+    """The same day ``months`` calendar months earlier (clamped to the month's end)."""
+    import calendar
+
+    year, month = divmod(day.year * 12 + day.month - 1 - months, 12)
+    return date(year, month + 1, min(day.day, calendar.monthrange(year, month + 1)[1]))

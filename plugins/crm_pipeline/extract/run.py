@@ -19,6 +19,7 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 
+from crm_pipeline import clock
 from crm_pipeline.extract.base import Connector, ExtractError, ShopConfig, Window, local_day_bounds, prefetched
 from crm_pipeline.load.landing import Lander, LandingCounts
 from crm_pipeline.pii import get_logger
@@ -158,6 +159,7 @@ def run_extract(shop: ShopConfig, mode: str = "nightly", as_of: date | None = No
     result = BatchResult(batch_id, shop.platform, shop.shop_id, mode, start, end)
     _batch_start(url, batch_id, shop, mode, start, end, shop.base_url)
     try:
+        connector.check_history(start, mode, now or clock.now())
         with psycopg.connect(url) as conn:
             lander = Lander(conn, shop.platform, shop.shop_id, batch_id,
                             max_amount=_max_amount(shop))

@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 
-from crm_pipeline.extract.base import Connector, Retryable, Window
+from crm_pipeline.extract.base import Connector, ExtractError, Retryable, Window
 
 _LINK_RE = re.compile(r'<([^>]+)>;\s*rel="([^"]+)"')
 PAGE_LIMIT = 250
+DEFAULT_ORDER_DAYS = 60  # orders visible without the read_all_orders scope (reference §1)
 
 
 def parse_link_header(value: str | None) -> dict[str, str]:
@@ -48,6 +49,52 @@ class ShopifyConnector(Connector):
             "updated_at_min": window.start.isoformat(),
             "updated_at_max": window.end.isoformat(),
         }
+
+    def check_history(self, start: datetime, mode: str, now: datetime) -> None:
+        """Without ``read_all_orders`` Shopify shows only the last 60 days of orders (reference §1).
+
+        Asked only when the run reaches further back (a first run, a backfill, a long
+        outage): the nightly run of a shop within the window makes no extra call.
+        """
+        first = now - timedelta(days=DEFAULT_ORDER_DAYS)
+        if start >= first:
+            return
+        declared = self.shop.options.get("read_all_orders")
+        if declared is None:
+            scopes = self.access_scopes()
+            granted = "read_all_orders" in scopes
+        else:
+            granted = bool(declared)
+        if not granted:
+            raise self.fail(
+                f"this run reads from {start.date()}, but the access token lacks the read_all_orders scope, so "
+                f"Shopify shows only orders of the last {DEFAULT_ORDER_DAYS} days (from {first.date()}): the older "
+                "orders would be missing without an error. Grant read_all_orders to the app, or set the shop's "
+                f"start_date in shops.yml to {first.date()} or later."
+            )
+
+    def access_scopes(self) -> set[str]:
+        """``GET /admin/oauth/access_scopes.json``: the scopes the token was granted."""
+        root, sep, _ = self.shop.base_url.rstrip("/").partition("/admin/api/")
+        if not sep:
+            raise self.fail(f"base_url {self.shop.base_url!r} should end in /admin/api/<version>")
+        url = f"{root}/admin/oauth/access_scopes.json"
+        what = "admin/oauth/access_scopes.json"
+
+        def send():
+            return self.session.get(url, headers=self._headers, timeout=self.retry.timeout)
+
+        def check(response):
+            body = self.parse_json(response, what)
+            if not isinstance(body, dict) or not isinstance(body.get("access_scopes"), list):
+                raise Retryable("response has no 'access_scopes' list")
+            return {str(s.get("handle")) for s in body["access_scopes"] if isinstance(s, dict)}
+
+        try:
+            return self.request(what, send, check)
+        except ExtractError as exc:
+            raise self.fail(f"{exc.message}; if the app has read_all_orders, say so with "
+                            "`read_all_orders: true` in the shop's options (shops.yml)") from exc
 
     def _pace(self, response) -> None:
         """Stay under the leaky bucket: slow down when it is 80% full."""

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from crm_pipeline.extract.base import Connector, Retryable, Window, in_parallel
+from crm_pipeline.extract.base import Connector, Retryable, Window, in_parallel, local_day_bounds, months_before
 from crm_pipeline.extract.signing import top_sign
 
 CN = ZoneInfo("Asia/Shanghai")
@@ -35,6 +35,9 @@ DECRYPT_PARALLEL = 4  # a 100-order page needs 5 decrypt calls; they are indepen
 
 def top_time(dt: datetime) -> str:
     return dt.astimezone(CN).strftime("%Y-%m-%d %H:%M:%S")
+
+
+BACKFILL_MONTHS = 3  # how far back taobao.trades.sold.get reaches (reference §3)
 
 
 class TaobaoConnector(Connector):
@@ -85,6 +88,19 @@ class TaobaoConnector(Connector):
             return body[key]
 
         return self.request(what, send, check)
+
+    def check_history(self, start: datetime, mode: str, now: datetime) -> None:
+        # trades.sold.get: "only the last 3 months are queryable" (reference §3, T4); the
+        # nightly API (increment.get) has no documented limit
+        if mode != "backfill":
+            return
+        first = local_day_bounds(months_before(now.astimezone(CN).date(), BACKFILL_MONTHS), CN)[0]
+        if start < first:
+            raise self.fail(
+                f"taobao.trades.sold.get serves only orders created in the last {BACKFILL_MONTHS} months "
+                f"(from {first.date()}), and this backfill starts {start.astimezone(CN).date()}: the older "
+                f"orders would be missing without an error. Back-fill from {first.date()} or later."
+            )
 
     def _query(self, window: Window, mode: str) -> tuple[str, dict]:
         if mode == "backfill":

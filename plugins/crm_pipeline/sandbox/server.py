@@ -2,7 +2,8 @@
 
 One ``ThreadingHTTPServer`` on 127.0.0.1 serves:
 
-* ``/shopify/<shop>/admin/api/<version>/orders.json`` and ``orders/count.json``
+* ``/shopify/<shop>/admin/api/<version>/orders.json`` and ``orders/count.json``;
+  ``/shopify/<shop>/admin/oauth/access_scopes.json``
 * ``/taobao/router/rest`` (TOP router: trades.sold.get, trades.sold.increment.get,
   traderates.get, top.oaid.decrypt)
 * ``/jd/routerjson`` (jingdong.pop.order.search)
@@ -32,11 +33,13 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 import orjson
 
 from crm_pipeline.config import load_env_file
+from crm_pipeline.extract.base import months_before
 from crm_pipeline.extract.signing import aliyun_rpc_sign, constant_time_equal, top_sign, webhook_sign
 from crm_pipeline.sandbox import formats
 from crm_pipeline.sandbox.world import SHOPS, TZ, World, get_world
 
 SHOPIFY_API_VERSION = "2025-10"
+DEFAULT_SHOPIFY_SCOPES = ["read_orders", "read_all_orders"]
 
 
 def secret_env(shop_or_service: str, field_name: str) -> str:
@@ -76,6 +79,7 @@ class SandboxState:
         self.throttle = throttle
         self.dirty = dirty
         self.buckets: dict[str, tuple[float, float]] = {}  # shopify token -> (level, last time)
+        self.shopify_scopes: dict[str, list[str]] = {}  # shop -> granted scopes (default: DEFAULT_SHOPIFY_SCOPES)
         self.top_calls: list[float] = []
         self.messages: list[dict] = []
         self.log_dir = log_dir
@@ -213,6 +217,8 @@ class Handler(BaseHTTPRequestHandler):
                 return self._control(parts[1:], body)
             if parts[:1] == ["shopify"] and len(parts) >= 6 and parts[2:4] == ["admin", "api"]:
                 return self._shopify(parts[1], "/".join(parts[5:]), body)
+            if parts[:1] == ["shopify"] and parts[2:] == ["admin", "oauth", "access_scopes.json"]:
+                return self._shopify(parts[1], "oauth/access_scopes.json", body)
             if parts[:3] == ["taobao", "router", "rest"]:
                 return self._taobao(self._params(body))
             if parts[:2] == ["jd", "routerjson"]:
@@ -254,6 +260,8 @@ class Handler(BaseHTTPRequestHandler):
                         st.message_log.unlink()
                 if "throttle" in spec:
                     st.throttle = bool(spec["throttle"])
+                # {"shop_id": ["read_orders"]}: the scopes a Shopify token was granted
+                st.shopify_scopes = {k: list(v) for k, v in (spec.get("shopify_scopes") or {}).items()}
             return self._send(200, {"ok": True})
         if parts == ["messages"]:
             with st.lock:
@@ -289,6 +297,9 @@ class Handler(BaseHTTPRequestHandler):
                               {"Retry-After": str(fault.params.get("retry_after", "0.2"))})
         if fault and fault.kind == "server_error":
             return self._send(int(fault.params.get("status", 502)), {"errors": "Internal Server Error"})
+        scopes = st.shopify_scopes.get(shop, DEFAULT_SHOPIFY_SCOPES)
+        if resource == "oauth/access_scopes.json":
+            return self._send(200, {"access_scopes": [{"handle": h} for h in scopes]}, limit_hdr)
         query = {k: v[-1] for k, v in parse_qs(urlsplit(self.path).query).items()}
         if resource not in ("orders.json", "orders/count.json"):
             return self._send(404, {"errors": "Not Found"})
@@ -314,6 +325,11 @@ class Handler(BaseHTTPRequestHandler):
         start = _parse_iso(filters.get("updated_at_min")) or datetime(2000, 1, 1, tzinfo=TZ)
         as_of = _parse_iso(filters.get("updated_at_max")) or self._now()
         selected = st.world.modified_between(shop, start, as_of)
+        if "read_all_orders" not in scopes:
+            # without the scope only orders created in the last 60 days exist for the app,
+            # and the API says nothing about the rest (reference §1)
+            visible_from = self._now() - timedelta(days=60)
+            selected = [o for o in selected if o.created >= visible_from]
         if filters.get("status", "open") == "open":
             selected = [o for o in selected if o.status(as_of) in ("unpaid", "paid", "shipped")]
         selected.sort(key=lambda o: int(o.order_id))
@@ -458,7 +474,12 @@ class Handler(BaseHTTPRequestHandler):
             as_of = end
             key = "trades_sold_increment_get_response"
         elif method == "taobao.trades.sold.get":
-            start = _parse_top_time(params.get("start_created")) or datetime(2000, 1, 1, tzinfo=TZ)
+            # only the last 3 months are queryable (reference §3; the error's code and text are UNCONFIRMED)
+            horizon = datetime.combine(months_before(self._now().date(), 3), datetime.min.time(), TZ)
+            start = _parse_top_time(params.get("start_created")) or horizon
+            if start < horizon:
+                return self._top_error(41, "Invalid Arguments", "isv.invalid-parameter:start_created",
+                                       "只能查询三个月内的订单")
             end = _parse_top_time(params.get("end_created")) or self._now()
             as_of = end
             selected = st.world.created_between(shop, start, end)
