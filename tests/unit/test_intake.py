@@ -122,3 +122,26 @@ def test_an_order_id_rounded_by_excel_is_quarantined_not_merged(tmp_path):
     first, second = read_intake(tmp_path / "o.xlsx", "s")
     assert "row 2" in first["__error__"] and "rounded by Excel" in first["__error__"]
     assert "__error__" not in second and second["order_id"] == "1234567"
+
+
+def test_every_order_sheet_of_a_workbook_is_read_and_a_summary_sheet_is_named(tmp_path, caplog):
+    from openpyxl import Workbook
+
+    wb = Workbook()
+    nov = wb.active
+    nov.title = "11月"
+    nov.append(["姓名", "手机", "金额", "日期"])
+    nov.append(["张三", "13812345678", 10, "2026-11-01"])
+    summary = wb.create_sheet("汇总")
+    summary.append(["月份", "合计"])
+    summary.append(["11月", 10])
+    dec = wb.create_sheet("12月")
+    dec.append(["12月订单"])
+    dec.append(["姓名", "手机", "金额", "日期"])
+    dec.append(["李四", "13912345678", "x", "2026-12-01"])
+    wb.save(tmp_path / "o.xlsx")
+    with caplog.at_level("WARNING"):
+        records = list(read_intake(tmp_path / "o.xlsx", "s"))
+    assert [r["name"] for r in records] == ["张三", "李四"]
+    assert records[1]["__error__"].startswith("o.xlsx sheet '12月' row 3: unparseable amount")
+    assert "汇总" in caplog.text and "2 rows not read" in caplog.text

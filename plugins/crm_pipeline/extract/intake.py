@@ -1,8 +1,9 @@
 """Spreadsheet intake for social selling and offline stores (R1).
 
-Reads .xlsx or .csv (UTF-8 or GBK). Headers are recognized in English or
-Chinese; ``--map SOURCE=FIELD`` adds or overrides a mapping. Dates in ISO,
-YYYYMMDD, YYYY/MM/DD or Excel serial form.
+Reads .xlsx (every sheet whose first 10 rows hold an order header; other sheets
+are named in a warning) or .csv (UTF-8 or GBK). Headers are recognized in English
+or Chinese, below a title if need be; ``--map SOURCE=FIELD`` adds or overrides a
+mapping. Dates in ISO, YYYYMMDD, YYYY/MM/DD or Excel serial form.
 
 A row without an order id gets a stable one from its content and its position
 among identical rows: importing the same file twice lands nothing new, and two
@@ -23,6 +24,10 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from zoneinfo import ZoneInfo
+
+from crm_pipeline.pii import get_logger
+
+log = get_logger(__name__)
 
 FIELDS = ("order_id", "buyer_id", "name", "phone", "email", "address", "province", "city", "amount", "paid_at",
           "quantity", "product", "status")
@@ -104,8 +109,12 @@ def _excel_serial(serial: float, tz: ZoneInfo) -> datetime:
     return (EXCEL_EPOCH + timedelta(days=serial)).replace(tzinfo=tz)
 
 
-def _read_rows(path: Path) -> list[tuple[int, list[object]]]:
-    """The non-empty rows of the first sheet, each with its row number in the file."""
+def _read_sheets(path: Path) -> list[tuple[str | None, list[tuple[int, list[object]]]]]:
+    """(sheet name, its non-empty rows with their row numbers) for every sheet that has any.
+
+    A .csv is one unnamed sheet. Row numbers are the file's: an error names the row a
+    person sees in Excel/WPS.
+    """
     suffix = path.suffix.lower()
     if suffix in (".xlsx", ".xlsm"):
         import openpyxl
@@ -114,8 +123,7 @@ def _read_rows(path: Path) -> list[tuple[int, list[object]]]:
             wb = openpyxl.load_workbook(path, read_only=True, data_only=True)
         except Exception as exc:
             raise IntakeError(f"{path.name}: cannot open as .xlsx ({exc.__class__.__name__}: {exc})") from None
-        ws = wb.worksheets[0]
-        rows = [list(r) for r in ws.iter_rows(values_only=True)]
+        sheets = [(ws.title, [list(r) for r in ws.iter_rows(values_only=True)]) for ws in wb.worksheets]
         wb.close()
     elif suffix in (".csv", ".txt"):
         raw = path.read_bytes()
@@ -127,14 +135,27 @@ def _read_rows(path: Path) -> list[tuple[int, list[object]]]:
                 continue
         else:  # pragma: no cover - gb18030 decodes any byte string
             raise IntakeError(f"{path.name}: neither UTF-8 nor GBK")
-        rows = [list(r) for r in csv.reader(io.StringIO(text))]
+        sheets = [(None, [list(r) for r in csv.reader(io.StringIO(text))])]
     else:
         raise IntakeError(f"{path.name}: unsupported file type {suffix!r} (use .xlsx or .csv)")
-    # spreadsheet row numbers are kept: an error names the row a person sees in Excel/WPS
-    numbered = [(n, r) for n, r in enumerate(rows, start=1) if any(c not in (None, "") for c in r)]
+    numbered = [(name, [(n, r) for n, r in enumerate(rows, start=1) if any(c not in (None, "") for c in r)])
+                for name, rows in sheets]
+    numbered = [(name, rows) for name, rows in numbered if rows]
     if not numbered:
         raise IntakeError(f"{path.name}: the file has no header row")
     return numbered
+
+
+def _find_header(rows: list[tuple[int, list[object]]], mapping: dict[str, str]) -> tuple[int, dict[int, str]] | None:
+    """(position, columns) of the first of the first few rows that names the needed columns.
+
+    Exports often open with a title or a date range above the header.
+    """
+    for at, (_, row) in enumerate(rows[:HEADER_SEARCH_ROWS]):
+        columns = _columns(row, mapping)
+        if "amount" in columns.values() and {"phone", "name", "buyer_id"} & set(columns.values()):
+            return at, columns
+    return None
 
 
 def _rounded_by_excel(value: object) -> bool:
@@ -165,24 +186,34 @@ def _columns(header: list[object], mapping: dict[str, str]) -> dict[int, str]:
 def read_intake(path: Path, shop_id: str, mapping: dict[str, str] | None = None,
                 tz: ZoneInfo = ZoneInfo("Asia/Shanghai")) -> Iterator[dict]:
     """Yield one record per data row (see module doc)."""
-    rows = _read_rows(path)
+    sheets = _read_sheets(path)
     mapping = {**HEADER_ALIASES, **(mapping or {})}
-    # exports often open with a title or a date range above the header: the header is the
-    # first of the first few rows that names the needed columns
-    found = next(((at, columns) for at, columns in enumerate(_columns(r, mapping) for _, r in rows[:HEADER_SEARCH_ROWS])
-                  if "amount" in columns.values() and {"phone", "name", "buyer_id"} & set(columns.values())), None)
-    if found is None:
-        header = ["" if h is None else str(h).strip() for h in rows[0][1]]
+    found = [(name, rows, _find_header(rows, mapping)) for name, rows in sheets]
+    if not any(header for _, _, header in found):
+        name, rows = sheets[0]
+        headers = ["" if h is None else str(h).strip() for h in rows[0][1]]
         raise IntakeError(
-            f"{path.name}: cannot find the columns it needs (amount and one of phone/name/buyer_id) in its first "
-            f"{HEADER_SEARCH_ROWS} rows; headers are {header}; use --map SOURCE_COLUMN=FIELD"
+            f"{path.name}{'' if name is None else f' sheet {name!r}'}: cannot find the columns it needs (amount and "
+            f"one of phone/name/buyer_id) in its first {HEADER_SEARCH_ROWS} rows; headers are {headers}; "
+            "use --map SOURCE_COLUMN=FIELD"
         )
-    at, columns = found
     seen: dict[str, int] = {}
-    for rownum, row in rows[at + 1:]:
+    for name, rows, header in found:
+        if header is None:
+            # a summary or notes sheet beside the order sheets: said, not read
+            log.warning("%s: sheet %r has no order header in its first %d rows (%d rows not read)",
+                        path.name, name, HEADER_SEARCH_ROWS, len(rows))
+            continue
+        sheet = "" if name is None or len(sheets) == 1 else f" sheet {name!r}"
+        yield from _records(path.name + sheet, rows[header[0] + 1:], header[1], shop_id, tz, seen)
+
+
+def _records(where_file: str, rows: list[tuple[int, list[object]]], columns: dict[int, str], shop_id: str,
+             tz: ZoneInfo, seen: dict[str, int]) -> Iterator[dict]:
+    for rownum, row in rows:
         cells = {columns[i]: row[i] for i in columns if i < len(row)}
         record: dict = {f: _clean(cells.get(f)) for f in FIELDS if f != "paid_at"}
-        where = f"{path.name} row {rownum}"
+        where = f"{where_file} row {rownum}"
         try:
             record["paid_at"] = parse_date(cells.get("paid_at"), tz).isoformat()
         except (ValueError, TypeError) as exc:
