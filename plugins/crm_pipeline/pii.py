@@ -11,11 +11,15 @@ import logging
 import re
 
 # Mainland mobiles (with or without +86 / 86 prefix), E.164 numbers in general,
-# and masked-but-still-partial forms are all treated as phones.
+# and masked-but-still-partial forms are all treated as phones. A number's edges are
+# ASCII letters and digits only: Chinese text runs straight into numbers
+# ("手机13812345678", "13812345678元"), and \w would count 手 or 元 as part of a word.
+_EDGE = "A-Za-z0-9_*"
 _PHONE_RE = re.compile(
-    r"(?<![\w*])(?:\+?\d{1,3}[\s-]?)?(?:1[3-9]\d[\s-]?\d{4}[\s-]?\d{4}|\(?\d{3}\)?[\s-]?\d{3}[\s-]?\d{4})(?![\w*])"
+    rf"(?<![{_EDGE}])(?:\+?\d{{1,3}}[\s-]?)?(?:1[3-9]\d[\s-]?\d{{4}}[\s-]?\d{{4}}|\(?\d{{3}}\)?[\s-]?\d{{3}}[\s-]?\d{{4}})"
+    rf"(?![{_EDGE}])"
 )
-_PLUS_E164_RE = re.compile(r"\+\d{8,15}\b")
+_PLUS_E164_RE = re.compile(r"\+\d{8,15}(?![0-9])")
 _EMAIL_RE = re.compile(r"([A-Za-z0-9._%+-])[A-Za-z0-9._%+-]*@([A-Za-z0-9.-]+\.[A-Za-z]{2,})")
 
 

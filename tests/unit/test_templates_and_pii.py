@@ -38,6 +38,9 @@ def test_redact_masks_phones_and_emails_in_any_text():
     out = redact(text)
     assert "13812345678" not in out and "1234 5678" not in out and "Alice.W" not in out
     assert "2024123456789012" in out  # order ids are not phones
+    # Chinese text runs straight into numbers: 手 and 元 are word characters to \w
+    for text in ("手机13812345678联系", "金额13812345678元", "电话+8613812345678，"):
+        assert "12345678" not in redact(text), text
     assert mask_phone("+8613812345678") == "861********78"
     assert mask_email("alice@example.com") == "a***@example.com"
 
