@@ -302,6 +302,14 @@ def cmd_intake(args) -> int:
     print(result.summary())
     if result.counts.quarantined:
         print(f"{result.counts.quarantined} row(s) quarantined: see raw.quarantine (batch {result.batch_id})")
+        from crm_pipeline.pii import redact
+
+        for order_id, reason in result.rejected:
+            # read errors name file and row; checks after reading name the order. Redacted:
+            # a column mapped wrongly can put a phone where the amount should be
+            print(redact(f"  - {reason}" if " row " in reason else f"  - order {order_id}: {reason}"))
+        if result.counts.quarantined > len(result.rejected):
+            print(f"  ... and {result.counts.quarantined - len(result.rejected)} more")
     return EXIT_OK
 
 

@@ -354,3 +354,33 @@ def test_text_with_a_nul_character_is_quarantined_not_a_failed_run(make_database
     assert rows(url, "select order_id from raw.shopify_orders") == [("1",)]
     ref, reason = quarantined(url, "shopify_global")[0]
     assert ref == "2" and "NUL" in reason
+
+
+def test_crm_intake_says_which_rows_were_quarantined_and_why(make_database, monkeypatch, tmp_path, capsys):
+    """An ops person importing a sheet sees each rejected row (file, sheet, row, reason)
+    on the terminal, with a phone in the wrong column masked, and every row accounted for."""
+    from crm_pipeline import cli
+    from crm_pipeline.settings import reload_settings
+    from openpyxl import Workbook
+
+    wb = Workbook()
+    ws = wb.active
+    ws.title = "11月"
+    ws.append(["姓名", "手机", "金额", "日期"])
+    ws.append(["张三", "13812345678", 10, "2026-11-01"])
+    ws.append(["李四", "13912345678", "13912345678元x", "2026-11-02"])  # phone typed into the amount
+    ws.append(["王五", "12345", 10, "2026-11-03"])  # not a phone: rejected after reading
+    wb.save(tmp_path / "o.xlsx")
+    url = make_database("intake_cli")
+    monkeypatch.setenv("CRM_WAREHOUSE_URL", url)
+    reload_settings()
+    try:
+        assert cli.main(["intake", str(tmp_path / "o.xlsx"), "--shop", "wechat_social"]) == 0
+    finally:
+        monkeypatch.undo()
+        reload_settings()
+    out = capsys.readouterr().out
+    assert "received=3 landed=1" in out and "2 row(s) quarantined" in out
+    assert "o.xlsx row 3: unparseable amount" in out and "13912345678" not in out
+    assert "bad phone" in out and "order IN-" in out
+    assert rows(url, "select count(*) from raw.quarantine")[0][0] == 2

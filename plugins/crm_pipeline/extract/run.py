@@ -60,6 +60,7 @@ class BatchResult:
     passes_retried: int = 0
     counts: LandingCounts = field(default_factory=LandingCounts)
     seconds: float = 0.0
+    rejected: list[tuple[str | None, str]] = field(default_factory=list)  # a sample: (order id, reason)
 
     def summary(self) -> str:
         c = self.counts
@@ -297,6 +298,7 @@ def run_intake(path, shop: ShopConfig, mapping: dict[str, str] | None = None, ur
                 lander.stage(page, 1)
                 result.pages += 1
             result.counts = lander.finalize()
+            result.rejected = lander.rejected
             conn.execute(
                 "insert into ops.intake_files (shop_id, file_name, sha256, batch_id, received, landed, quarantined)"
                 " values (%s, %s, %s, %s, %s, %s, %s) on conflict (shop_id, sha256) do update set"

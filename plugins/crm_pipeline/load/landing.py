@@ -27,6 +27,7 @@ from crm_pipeline.platforms import platform_spec
 # the text as received in `bad_payload` (it may not even be JSON)
 TEMP_BUFFERS = "128MB"  # the staged run stays in memory (the default 8MB spills to disk)
 WORK_MEM = "64MB"
+SAMPLE_REJECTED = 10  # quarantine reasons a run keeps to show (all are in raw.quarantine)
 _COLUMNS = "pass_no, order_id, valid, reason, source_updated_at, payload, bad_payload, derived, payload_hash"
 
 
@@ -65,6 +66,7 @@ class Lander:
         self.now = now or datetime.now(UTC)
         self.max_amount = max_amount
         self.staged = 0
+        self.rejected: list[tuple[str | None, str]] = []  # (order id, reason) of the first SAMPLE_REJECTED
         # temp buffers must be set before the session's first temp table; a
         # connection that already used one keeps its setting
         try:
@@ -110,6 +112,8 @@ class Lander:
                     else:
                         invalid += 1
                         reason = f"{extra_reason}: {reason}" if extra_reason else reason
+                        if len(self.rejected) < SAMPLE_REJECTED:
+                            self.rejected.append((result.order_id, reason))
                         copy.write_row((pass_no, result.order_id, False, reason, None, None,
                                         data.decode("utf-8"), None, payload_hash(data)))
         self.staged += valid + invalid
