@@ -98,8 +98,8 @@ class TaobaoConnector(Connector):
         if start < first:
             raise self.fail(
                 f"taobao.trades.sold.get serves only orders created in the last {BACKFILL_MONTHS} months "
-                f"(from {first.date()}), and this backfill starts {start.astimezone(CN).date()}: the older "
-                f"orders would be missing without an error. Back-fill from {first.date()} or later."
+                f"(from {first.date()}), and this backfill starts {start.astimezone(CN).date()}: older orders "
+                f"cannot be read through the API. Back-fill from {first.date()} or later."
             )
 
     def _query(self, window: Window, mode: str) -> tuple[str, dict]:
