@@ -34,7 +34,9 @@ import orjson
 
 from crm_pipeline.config import load_env_file
 from crm_pipeline.extract.base import months_before
+from crm_pipeline.extract.shopify import DEFAULT_ORDER_DAYS
 from crm_pipeline.extract.signing import aliyun_rpc_sign, constant_time_equal, top_sign, webhook_sign
+from crm_pipeline.extract.taobao import BACKFILL_MONTHS
 from crm_pipeline.sandbox import formats
 from crm_pipeline.sandbox.world import SHOPS, TZ, World, get_world
 
@@ -328,7 +330,7 @@ class Handler(BaseHTTPRequestHandler):
         if "read_all_orders" not in scopes:
             # without the scope only orders created in the last 60 days exist for the app,
             # and the API says nothing about the rest (reference §1)
-            visible_from = self._now() - timedelta(days=60)
+            visible_from = self._now() - timedelta(days=DEFAULT_ORDER_DAYS)
             selected = [o for o in selected if o.created >= visible_from]
         if filters.get("status", "open") == "open":
             selected = [o for o in selected if o.status(as_of) in ("unpaid", "paid", "shipped")]
@@ -474,8 +476,8 @@ class Handler(BaseHTTPRequestHandler):
             as_of = end
             key = "trades_sold_increment_get_response"
         elif method == "taobao.trades.sold.get":
-            # only the last 3 months are queryable (reference §3; the error's code and text are UNCONFIRMED)
-            horizon = datetime.combine(months_before(self._now().date(), 3), datetime.min.time(), TZ)
+            # only the last 3 months (BACKFILL_MONTHS) are queryable (reference §3; the error's code and text are UNCONFIRMED)
+            horizon = datetime.combine(months_before(self._now().date(), BACKFILL_MONTHS), datetime.min.time(), TZ)
             start = _parse_top_time(params.get("start_created")) or horizon
             if start < horizon:
                 return self._top_error(41, "Invalid Arguments", "isv.invalid-parameter:start_created",
