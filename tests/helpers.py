@@ -25,6 +25,14 @@ def reset(sandbox, throttle: bool = False, messages: bool = False, shopify_scope
                   timeout=5).raise_for_status()
 
 
+def faults_fired(sandbox) -> dict[str, int]:
+    """How often each injected fault took effect, by kind (before the next reset)."""
+    fired: dict[str, int] = {}
+    for f in requests.get(sandbox.url + "/_control/faults", timeout=5).json():
+        fired[f["kind"]] = fired.get(f["kind"], 0) + f["fired"]
+    return fired
+
+
 def gateway_messages(sandbox) -> list[dict]:
     return requests.get(sandbox.url + "/_control/messages", timeout=5).json()["messages"]
 

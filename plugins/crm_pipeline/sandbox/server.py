@@ -42,6 +42,7 @@ from crm_pipeline.sandbox.world import SHOPS, TZ, World, get_world
 
 SHOPIFY_API_VERSION = "2025-10"
 DEFAULT_SHOPIFY_SCOPES = ["read_orders", "read_all_orders"]
+REQUEST_FAULTS = ("throttle", "server_error", "timeout", "truncated")
 
 
 def secret_env(shop_or_service: str, field_name: str) -> str:
@@ -193,8 +194,12 @@ class Handler(BaseHTTPRequestHandler):
         return params
 
     def _common_fault(self, target: str, shop: str | None) -> Fault | None:
-        """Apply throttle / 5xx / timeout faults; returns a data fault to apply later."""
-        fault = self.state.take_fault(target, shop)
+        """Apply a timeout here; return a throttle, 5xx or truncation fault for the caller.
+
+        Only these kinds: the data faults (duplicate, update_while_paging, malformed) are
+        taken by ``_data_fault`` once the page is known. Taking every kind here used to
+        swallow a data fault whose turn came (it fired without effect)."""
+        fault = self.state.take_fault(target, shop, kinds=REQUEST_FAULTS)
         if fault is None:
             return None
         if fault.kind == "timeout":
