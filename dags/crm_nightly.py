@@ -5,7 +5,7 @@ Closes one **business day** (the local date of the logical date in the shop
 time zone, or the `as_of_date` param) and has the day's work ready before 08:00:
 
 1. **extract** — every shop in `config/shops.yml`, mapped per platform
-   (Taobao/Tmall, JD, Shopify, WooCommerce) plus spreadsheets from the intake
+   (Taobao/Tmall, JD, Shopify, WooCommerce, Youzan) plus spreadsheets from the intake
    inbox; incremental from the warehouse watermark; outlets = raw tables.
 2. **quality_raw** — Great Expectations `raw_landing` checkpoint; a critical
    failure stops the run here: nothing is modelled or sent.

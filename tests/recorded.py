@@ -2,7 +2,9 @@
 
 Fixtures in tests/fixtures/recorded/<shop_id>.json hold every response (status,
 headers, body) in request order plus the order ids the run produced. Re-record
-with `python tests/recorded.py` (starts its own sandbox)."""
+with `python tests/recorded.py [SHOP_ID ...]` (starts its own sandbox; default: all).
+The sandbox's world changes when its shops do, so record only the shops you add
+or change: the others' recordings stay valid as they are."""
 
 from __future__ import annotations
 
@@ -21,7 +23,7 @@ from requests.structures import CaseInsensitiveDict
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "recorded"
 TZ = ZoneInfo("Asia/Shanghai")
 WINDOW = (datetime(2026, 10, 25, tzinfo=TZ), datetime(2026, 11, 12, tzinfo=TZ))
-SHOPS = ("tmall_flagship", "jd_pop", "shopify_global", "woo_site")
+SHOPS = ("tmall_flagship", "jd_pop", "shopify_global", "woo_site", "youzan_wx")
 KEEP_HEADERS = ("Link", "X-WP-Total", "X-WP-TotalPages", "X-Shopify-Shop-Api-Call-Limit", "Retry-After",
                 "Content-Type")
 
@@ -97,7 +99,7 @@ def order_ids(platform: str, pages: list[list[dict]]) -> list[str]:
     return sorted({i.order_id for p in pages for r in p if (i := inspect(platform, r, now)).reason is None})
 
 
-def record() -> None:
+def record(shop_ids: list[str]) -> None:
     from datetime import date
 
     from crm_pipeline.config import load_env_defaults
@@ -111,7 +113,7 @@ def record() -> None:
     server = SandboxServer(port=0, anchor=date(2026, 11, 20), persons=600, throttle=False).start()
     try:
         FIXTURES.mkdir(parents=True, exist_ok=True)
-        for shop_id in SHOPS:
+        for shop_id in shop_ids or SHOPS:
             shop = shop_for(shop_id, server.url)
             session = RecordingSession()
             connector = connector_for(shop, session=session)
@@ -126,4 +128,4 @@ def record() -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(record())
+    sys.exit(record(sys.argv[1:]))

@@ -33,11 +33,12 @@ from common import ROOT, fresh_database, sandbox_process, server_url  # noqa: E4
 WORKER = Path(__file__).with_name("worker.py")
 AS_OF = date(2026, 11, 20)
 NOW = "2026-11-21T10:30:00+08:00"
-RAW = ("taobao_trades", "jd_orders", "shopify_orders", "woocommerce_orders")
+RAW = ("taobao_trades", "jd_orders", "shopify_orders", "woocommerce_orders", "youzan_orders")
 MARTS = {"marts.fct_orders": "order_key", "marts.dim_customers": "customer_id", "marts.customer_rfm": "customer_id",
          "marts.customer_lifecycle": "customer_id", "marts.customer_identities": "identity_key"}
 LOAD_FAULTS = ("throttle", "server_error", "timeout", "truncated", "duplicate")
-PLATFORMS = {"taobao": "tmall_flagship", "jd": "jd_pop", "shopify": "shopify_global", "woocommerce": "woo_site"}
+PLATFORMS = {"taobao": "tmall_flagship", "jd": "jd_pop", "shopify": "shopify_global", "woocommerce": "woo_site",
+             "youzan": "youzan_wx"}
 
 
 def digest(url: str, table: str, key: str, exclude=("batch_id", "loaded_at")) -> str:

@@ -8,7 +8,7 @@ from datetime import date
 
 DAY = date(2026, 11, 18)
 START = date(2026, 9, 1)
-SHOPS = ("tmall_flagship", "jd_pop", "shopify_global", "woo_site")
+SHOPS = ("tmall_flagship", "jd_pop", "shopify_global", "woo_site", "youzan_wx")
 
 
 def extract_all(url: str) -> None:

@@ -1,6 +1,6 @@
 """bench/extract: parse and land orders per second per process, sandbox throttling off.
 
-Reads every API shop's full history (Taobao/Tmall TOP, JD, Shopify, WooCommerce)
+Reads every API shop's full history (Taobao/Tmall TOP, JD, Shopify, WooCommerce, Youzan)
 from a sandbox running in its own process into a fresh warehouse database, and
 reports orders landed per wall-clock second of this process, the client-side
 CPU seconds per 10k orders (parse + land, without the sandbox's rendering), and
@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from common import fresh_database, peak_rss_mb, reset_peak_rss, sandbox_process  # noqa: E402
 
 AS_OF = date(2026, 11, 20)
-PAGE = {"taobao": 100, "jd": 100, "shopify": 250, "woocommerce": 100}
+PAGE = {"taobao": 100, "jd": 100, "shopify": 250, "woocommerce": 100, "youzan": 100}
 
 
 def machine_busy_seconds() -> float:

@@ -1,5 +1,10 @@
 {#- Small local replacements for what dbt packages would give (no dbt hub here). -#}
 
+{#- A plain value, or null for a Youzan ciphertext ($<base64>$1$) nobody decrypted. -#}
+{% macro yz_plain(expr) -%}
+    (case when {{ expr }} like '$%$1$' then null else nullif({{ expr }}, '') end)
+{%- endmacro %}
+
 {% macro as_of_date() -%}
     cast('{{ var("as_of_date") }}' as date)
 {%- endmacro %}
@@ -59,5 +64,5 @@
 
 {#- Every order source; staging has one model set per entry. -#}
 {% macro order_platforms() -%}
-    {{ return(['taobao', 'jd', 'shopify', 'woocommerce', 'intake']) }}
+    {{ return(['taobao', 'jd', 'shopify', 'woocommerce', 'youzan', 'intake']) }}
 {%- endmacro %}

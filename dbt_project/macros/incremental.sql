@@ -10,7 +10,7 @@
 
 {% macro raw_order_table(platform, versions=false) -%}
     {%- set tables = {'taobao': 'taobao_trades', 'jd': 'jd_orders', 'shopify': 'shopify_orders',
-                      'woocommerce': 'woocommerce_orders', 'intake': 'intake_orders'} -%}
+                      'woocommerce': 'woocommerce_orders', 'youzan': 'youzan_orders', 'intake': 'intake_orders'} -%}
     {{- source('raw', tables[platform] ~ ('_versions' if versions else '')) -}}
 {%- endmacro %}
 

@@ -195,6 +195,58 @@
         {{ common_identity_columns() }}
 {%- endmacro %}
 
+{#- Youzan (WeChat shops): the payload is one full_order_info. Encrypted PII reads from
+    the decrypt enrichment (extract/youzan.py). UNCONFIRMED in the reference and chosen in
+    the sandbox (sandbox/formats.py YOUZAN_*): statuses other than TRADE_SUCCESS,
+    refund_state 2 = fully refunded; the API gives no carrier or tracking number here. -#}
+{% macro youzan_order_columns() -%}
+        'youzan' as platform,
+        shop_id,
+        order_id,
+        'youzan:' || shop_id || ':' || order_id as order_key,
+        nullif(payload -> 'buyer_info' ->> 'yz_open_id', '') as buyer_platform_id,
+        coalesce(derived -> 'enrichment' -> 'buyer' ->> 'nickname', {{ yz_plain("payload -> 'buyer_info' ->> 'fans_nickname'") }}) as buyer_nick,
+        coalesce(derived -> 'enrichment' -> 'receiver' ->> 'name', {{ yz_plain("payload -> 'address_info' ->> 'receiver_name'") }}) as receiver_name,
+        nullif(payload -> 'address_info' ->> 'delivery_province', '') as province,
+        nullif(payload -> 'address_info' ->> 'delivery_city', '') as city,
+        nullif(payload -> 'address_info' ->> 'delivery_district', '') as district,
+        nullif(concat_ws('', payload -> 'address_info' ->> 'delivery_province', payload -> 'address_info' ->> 'delivery_city',
+                  payload -> 'address_info' ->> 'delivery_district',
+                  coalesce(derived -> 'enrichment' -> 'receiver' ->> 'address_detail',
+                           {{ yz_plain("payload -> 'address_info' ->> 'delivery_address'") }})), '') as address,
+        case
+            when payload -> 'order_info' ->> 'refund_state' = '2' then 'refunded'
+            when payload -> 'order_info' ->> 'status' = 'TRADE_CLOSE'
+                 then case when nullif(payload -> 'order_info' ->> 'pay_time', '') is not null then 'refunded' else 'closed' end
+            when payload -> 'order_info' ->> 'status' = 'WAIT_BUYER_PAY' then 'unpaid'
+            when payload -> 'order_info' ->> 'status' in ('TRADE_PAID', 'WAIT_CONFIRM', 'WAIT_SELLER_SEND_GOODS') then 'paid'
+            when payload -> 'order_info' ->> 'status' = 'WAIT_BUYER_CONFIRM_GOODS' then 'shipped'
+            when payload -> 'order_info' ->> 'status' = 'TRADE_SUCCESS' then 'completed'
+        end as status,
+        payload -> 'order_info' ->> 'status' as platform_status,
+        'CNY' as currency,
+        {{ money("payload -> 'pay_info' ->> 'payment'") }} as order_amount,
+        -- no discount field: what the goods and postage cost beyond what was paid
+        greatest(coalesce({{ money("payload -> 'pay_info' ->> 'total_fee'") }}, 0)
+                 + coalesce({{ money("payload -> 'pay_info' ->> 'post_fee'") }}, 0)
+                 - coalesce({{ money("payload -> 'pay_info' ->> 'payment'") }}, 0), 0) as discount_amount,
+        coalesce({{ money("payload -> 'pay_info' ->> 'post_fee'") }}, 0) as shipping_amount,
+        {{ local_ts("payload -> 'order_info' ->> 'created'") }} as created_at,
+        {{ local_ts("payload -> 'order_info' ->> 'pay_time'") }} as paid_at,
+        {{ local_ts("payload -> 'order_info' ->> 'consign_time'") }} as shipped_at,
+        {{ local_ts("payload -> 'order_info' ->> 'success_time'") }} as completed_at,
+        case when payload -> 'order_info' ->> 'status' = 'TRADE_CLOSE' and nullif(payload -> 'order_info' ->> 'pay_time', '') is null
+             then {{ local_ts("payload -> 'order_info' ->> 'update_time'") }} end as closed_at,
+        case when payload -> 'order_info' ->> 'refund_state' = '2'
+                  or (payload -> 'order_info' ->> 'status' = 'TRADE_CLOSE' and nullif(payload -> 'order_info' ->> 'pay_time', '') is not null)
+             then {{ local_ts("payload -> 'order_info' ->> 'update_time'") }} end as refunded_at,
+        cast(null as text) as carrier,
+        cast(null as text) as tracking_no,
+        false as is_flash_sale,
+        cast(null as boolean) as accepts_marketing,
+        {{ common_identity_columns() }}
+{%- endmacro %}
+
 {% macro intake_order_columns() -%}
         'intake' as platform,
         shop_id,
@@ -256,6 +308,13 @@
            {{ money("i.item ->> 'total'") }}, coalesce(r.payload ->> 'currency', 'CNY')
       from {{ relation }} r
       cross join lateral jsonb_array_elements(coalesce(r.payload -> 'line_items', '[]'::jsonb)) with ordinality as i(item, ordinality)
+    {%- elif platform == 'youzan' %}
+    select 'youzan:' || r.shop_id || ':' || r.order_id, i.ordinality,
+           i.item ->> 'outer_sku_id', i.item ->> 'title',
+           (i.item ->> 'num')::int, {{ money("i.item ->> 'price'") }},
+           {{ money("i.item ->> 'payment'") }}, 'CNY'
+      from {{ relation }} r
+      cross join lateral jsonb_array_elements(coalesce(r.payload -> 'orders', '[]'::jsonb)) with ordinality as i(item, ordinality)
     {%- elif platform == 'intake' %}
     select 'intake:' || r.shop_id || ':' || r.order_id, 1::bigint,
            nullif(r.payload ->> 'product', ''), nullif(r.payload ->> 'product', ''),

@@ -24,6 +24,7 @@ PLATFORMS: dict[str, PlatformSpec] = {
         PlatformSpec("jd", "jd_orders", "JD (JOS)", "api"),
         PlatformSpec("shopify", "shopify_orders", "Shopify Admin REST", "api"),
         PlatformSpec("woocommerce", "woocommerce_orders", "WooCommerce REST v3", "api"),
+        PlatformSpec("youzan", "youzan_orders", "Youzan (WeChat shops)", "api"),
         PlatformSpec("intake", "intake_orders", "Spreadsheet intake (social selling, offline)", "file"),
     )
 }

@@ -27,7 +27,8 @@ AS_OF = "2026-11-20"
 TABLES = {
     "raw.taobao_trades": "shop_id, order_id", "raw.jd_orders": "shop_id, order_id",
     "raw.shopify_orders": "shop_id, order_id", "raw.woocommerce_orders": "shop_id, order_id",
-    "raw.intake_orders": "shop_id, order_id", "raw.quarantine": "platform, shop_id, payload_hash, reason",
+    "raw.youzan_orders": "shop_id, order_id", "raw.intake_orders": "shop_id, order_id",
+    "raw.quarantine": "platform, shop_id, payload_hash, reason",
     "marts.fct_orders": "order_key", "marts.dim_customers": "customer_id", "marts.customer_rfm": "customer_id",
     "marts.customer_lifecycle": "customer_id", "marts.customer_lifecycle_history": "lifecycle_key",
     "marts.customer_tiers": "customer_id", "marts.kpi_daily": "kpi_date", "marts.customer_identities": "identity_key",
@@ -101,7 +102,7 @@ def two_runs(demo_env):
 def test_first_run_lands_models_and_sends(two_runs, demo_env):
     first, _, _, _, files = two_runs
     env, home = demo_env
-    assert all(first["raw_landed_by_platform"][p] > 0 for p in ("taobao", "jd", "shopify", "woocommerce", "intake"))
+    assert all(first["raw_landed_by_platform"][p] > 0 for p in ("taobao", "jd", "shopify", "woocommerce", "youzan", "intake"))
     assert first["customers"] > 0 and first["customers"] < first["identity_nodes"], "buyers were unified"
     assert sum(first["rfm_segments"].values()) > 0 and first["rfm_method"] in ("quintile", "fixed")
     assert sum(first["lifecycle_stages"].values()) == first["customers"]

@@ -19,7 +19,7 @@ pytestmark = pytest.mark.integration
 AS_OF = date(2026, 11, 18)
 START = date(2026, 5, 1)
 API_SHOPS = {"tmall_flagship": "taobao_trades", "jd_pop": "jd_orders", "shopify_global": "shopify_orders",
-             "woo_site": "woocommerce_orders"}
+             "woo_site": "woocommerce_orders", "youzan_wx": "youzan_orders"}
 
 
 def small_shop(shop_id: str, page_size: int = 3, **options):
@@ -93,11 +93,12 @@ def test_fault_free_run_lands_every_order_the_platform_reports(shop_id, sandbox,
     assert wm.astimezone(small_shop(shop_id).tz).date() == AS_OF + timedelta(days=1)
 
 
-DIRTY_KEY = {"shopify": 7, "woocommerce": 11, "jd": 13, "taobao": 17}  # sandbox/server.py Handler._dirty
+DIRTY_KEY = {"shopify": 7, "woocommerce": 11, "jd": 13, "taobao": 17, "youzan": 19}  # sandbox/server.py Handler._dirty
 
 
 def test_dirty_records_are_quarantined_with_a_reason(sandbox, baselines):
-    """Bad phone (Shopify), negative total (Woo), impossible date (JD), unknown status (TOP)."""
+    """Bad phone (Shopify; Youzan's once decrypted), negative total (Woo), impossible date (JD),
+    unknown status (TOP)."""
     total = 0
     for shop_id in API_SHOPS:
         s = small_shop(shop_id)
@@ -320,6 +321,7 @@ def test_order_updated_while_paging_is_not_lost(make_database, tmp_path):
         # taobao: hundreds of one-day windows read ahead across window boundaries
         for shop_id, platform, table in (("woo_site", "woocommerce", "woocommerce_orders"),
                                          ("jd_pop", "jd", "jd_orders"),
+                                         ("youzan_wx", "youzan", "youzan_orders"),
                                          ("tmall_flagship", "taobao", "taobao_trades")):
             s = small_shop(shop_id, page_size=3)
             s = dataclasses.replace(s, base_url=s.base_url.replace(_sandbox_root(s.base_url), server.url))
@@ -391,3 +393,52 @@ def test_crm_intake_says_which_rows_were_quarantined_and_why(make_database, monk
     assert "o.xlsx row 3: unparseable amount" in out and "13912345678" not in out
     assert "bad phone" in out and "order IN-" in out
     assert rows(url, "select count(*) from raw.quarantine")[0][0] == 2
+
+
+def test_youzan_token_that_expires_mid_run_is_renewed(sandbox, baselines, make_database):
+    """Youzan answers a dead token with gateway error 4202: a new token, the call again."""
+    from crm_pipeline.extract.base import RetryPolicy
+    from crm_pipeline.extract.run import connector_for, run_extract
+
+    reset(sandbox, throttle=False)
+    fault(sandbox, target="youzan", kind="token_expired", times=1, after=3, shop="youzan_wx")
+    s = small_shop("youzan_wx")
+    connector = connector_for(s, sleep=lambda _s: None, retry=RetryPolicy(attempts=4, backoff=0.01, timeout=1))
+    url = make_database("yz_token")
+    run_extract(s, "nightly", AS_OF, url=url, connector=connector)
+    fired = faults_fired(sandbox)
+    reset(sandbox, throttle=False)
+    assert fired == {"token_expired": 1}
+    assert connector.tokens_fetched == 2
+    assert table_digest(url, "raw.youzan_orders", "order_id", exclude=("batch_id", "loaded_at")) == \
+        baselines["youzan_wx"][1]
+
+
+def test_youzan_without_decryption_lands_every_order_and_no_ciphertext_as_contact(sandbox, baselines,
+                                                                                 make_database):
+    """A shop without Youzan's decryption permission: every order lands, known by
+    yz_open_id; an encrypted phone is no phone (and its nonsense plain value cannot
+    be seen, so nothing is quarantined for it)."""
+    reset(sandbox, throttle=False)
+    s = small_shop("youzan_wx", decrypt_pii=False)
+    url = make_database("yz_plain")
+    extract(s, url)
+    assert landed_ids(url, "youzan_orders") == expected_ids(sandbox, s)
+    assert quarantined(url, "youzan_wx") == []
+    assert rows(url, "select count(*) from raw.youzan_orders where derived ? 'phones' or derived ? 'enrichment'"
+                )[0][0] == 0
+    with_decryption = baselines["youzan_wx"][0]
+    assert rows(with_decryption, "select count(*) from raw.youzan_orders where derived ? 'phones'")[0][0] > 0
+
+
+def test_youzan_wrong_client_secret_names_the_shop(sandbox, make_database):
+    from crm_pipeline.extract.base import ExtractError
+
+    reset(sandbox, throttle=False)
+    s = small_shop("youzan_wx")
+    bad = dataclasses.replace(s, credentials={**s.credentials, "client_secret": "not-the-secret"})
+    url = make_database("yz_badsecret")
+    with pytest.raises(ExtractError, match="youzan_wx") as err:
+        extract(bad, url)
+    assert "client_secret" in str(err.value)
+    assert rows(url, "select count(*) from raw.youzan_orders")[0][0] == 0

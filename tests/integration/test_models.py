@@ -18,7 +18,8 @@ from helpers import rows, table_digest
 
 pytestmark = pytest.mark.integration
 
-UNMASKED_PHONE_SHOPS = ("tmall_flagship", "shopify_global", "woo_site")  # taobao_outlet/jd_pop mask phones
+# taobao_outlet/jd_pop mask phones; youzan_wx encrypts them and decrypts (decrypt_pii)
+UNMASKED_PHONE_SHOPS = ("tmall_flagship", "shopify_global", "woo_site", "youzan_wx")
 
 
 @pytest.fixture(scope="module")
@@ -67,12 +68,10 @@ def test_masked_phone_never_merges(modeled):
 
 
 def test_every_landed_order_is_modelled_once(modeled):
-    landed = rows(modeled, """
-        select count(*) from (
-            select shop_id, order_id from raw.taobao_trades union all select shop_id, order_id from raw.jd_orders
-            union all select shop_id, order_id from raw.shopify_orders
-            union all select shop_id, order_id from raw.woocommerce_orders
-            union all select shop_id, order_id from raw.intake_orders) t""")[0][0]
+    from crm_pipeline.platforms import PLATFORMS
+
+    landed = rows(modeled, "select count(*) from (" + " union all ".join(
+        f"select shop_id, order_id from raw.{spec.raw_table}" for spec in PLATFORMS.values()) + ") t")[0][0]
     modelled = rows(modeled, "select count(*), count(distinct (shop_id, order_id)) from marts.fct_orders")[0]
     assert modelled[0] == modelled[1] == landed
 

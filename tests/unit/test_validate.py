@@ -72,3 +72,49 @@ def test_bad_phone_is_malformed_but_a_masked_one_is_not(samples):
 def test_non_object_records_are_unparseable():
     assert inspect("taobao", "garbage", NOW).reason.startswith("unparseable")
     assert inspect("jd", ["list"], NOW).reason.startswith("unparseable")
+
+
+def _youzan_sample() -> dict:
+    world = World(datetime(2026, 11, 20).date(), 60)
+    as_of = datetime(2026, 11, 20, 23, 59, tzinfo=TZ)
+    order = next(o for o in world.orders if o.shop.platform == "youzan" and o.paid and o.paid < as_of)
+    return formats.youzan_order(order, as_of)["full_order_info"], order
+
+
+def test_youzan_record_keeps_its_id_nested_and_its_faults_are_named():
+    rec, order = _youzan_sample()
+    ok = inspect("youzan", rec, NOW)
+    assert ok.reason is None and ok.order_id == order.order_id and ok.updated_at is not None
+
+    def bad(section: str, **changes):
+        copy = {**rec, section: {**rec[section], **changes}}
+        return inspect("youzan", copy, NOW)
+
+    missing = bad("order_info", tid="")
+    assert missing.reason == "no order id"
+    assert bad("order_info", status="TRADE_SOMETHING").reason.startswith("unknown status")
+    assert bad("order_info", created="2026-13-40 00:00:00").reason.startswith("impossible date")
+    assert bad("order_info", update_time="2026-02-30 10:00:00").reason.startswith("impossible date")
+    never_updated = bad("order_info", update_time="")  # Youzan sends "" for a time it has not set
+    assert never_updated.reason is None
+    assert never_updated.updated_at == datetime.fromisoformat(rec["order_info"]["created"]).replace(tzinfo=TZ)
+    assert bad("pay_info", payment="-1.00").reason.startswith("negative amount")
+    # a quarantined record is named by its nested tid
+    assert bad("order_info", status="X").order_id == order.order_id
+    assert inspect("youzan", {"full_order_info": rec}, NOW).reason.startswith("unparseable")
+
+
+def test_youzan_ciphertext_is_not_a_phone_but_its_decrypted_value_is():
+    """R3: an encrypted phone (no decrypt permission) neither merges customers nor
+    quarantines the order; the decrypted one is normalized; a bad one is quarantined."""
+    rec, order = _youzan_sample()
+    assert rec["address_info"]["receiver_tel"].startswith("$")
+    plain = inspect("youzan", rec, NOW)
+    assert plain.reason is None and "phones" not in plain.derived
+    decrypted = inspect("youzan", {**rec, "__enrichment__": {"receiver": {"mobile": order.phone}}}, NOW)
+    assert decrypted.derived["phones"] == ["+86" + order.phone]
+    nonsense = inspect("youzan", {**rec, "__enrichment__": {"receiver": {"mobile": "12345"}}}, NOW)
+    assert nonsense.reason.startswith("bad phone") and "12345" not in nonsense.reason
+    # a shop whose app receives plain phones: read as sent
+    unencrypted = {**rec, "address_info": {**rec["address_info"], "receiver_tel": order.phone}}
+    assert inspect("youzan", unencrypted, NOW).derived["phones"] == ["+86" + order.phone]

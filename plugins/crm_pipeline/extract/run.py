@@ -34,12 +34,14 @@ def connector_for(shop: ShopConfig, **kwargs) -> Connector:
     from crm_pipeline.extract.shopify import ShopifyConnector
     from crm_pipeline.extract.taobao import TaobaoConnector
     from crm_pipeline.extract.woocommerce import WooCommerceConnector
+    from crm_pipeline.extract.youzan import YouzanConnector
 
     classes = {
         "taobao": TaobaoConnector,
         "jd": JdConnector,
         "shopify": ShopifyConnector,
         "woocommerce": WooCommerceConnector,
+        "youzan": YouzanConnector,
     }
     if shop.platform not in classes:
         raise ExtractError(shop.platform, shop.shop_id, f"no API connector for platform {shop.platform!r}"

@@ -36,6 +36,11 @@ WOO_STATUSES = {
     "pending", "processing", "on-hold", "completed", "cancelled", "refunded", "failed", "trash", "checkout-draft",
 }
 INTAKE_STATUSES = {"unpaid", "paid", "shipped", "completed", "closed", "refunded"}
+# reference §5: only TRADE_SUCCESS was seen; the rest of the list is UNCONFIRMED
+YOUZAN_STATUSES = {
+    "WAIT_BUYER_PAY", "TRADE_PAID", "WAIT_CONFIRM", "WAIT_SELLER_SEND_GOODS", "WAIT_BUYER_CONFIRM_GOODS",
+    "TRADE_SUCCESS", "TRADE_CLOSE",
+}
 
 
 class Invalid(ValueError):
@@ -188,12 +193,36 @@ def inspect_intake(r: dict, now: datetime, limit: Decimal) -> Inspected:
     return Inspected(oid, updated, derived, None)
 
 
+def inspect_youzan(r: dict, now: datetime, limit: Decimal) -> Inspected:
+    """One ``full_order_info``. Encrypted fields (``$...$1$``) are not phones: the
+    decrypted values come as enrichment (extract/youzan.py), plain ones are read as sent."""
+    from crm_pipeline.extract.youzan import is_ciphertext
+
+    info = r.get("order_info")
+    if not isinstance(info, dict):
+        raise Invalid("unparseable: no order_info")
+    oid = _require_id(info.get("tid"))
+    if info.get("status") not in YOUZAN_STATUSES:
+        raise Invalid(f"unknown status {info.get('status')!r}")
+    created = _plausible(_time_top(info.get("created"), "created"), "created", now)
+    # an order never changed may come without update_time (Youzan sends "" for unset times)
+    updated = (_plausible(_time_top(info["update_time"], "update_time"), "update_time", now)
+               if info.get("update_time") else created)
+    _amount((r.get("pay_info") or {}).get("payment", "0"), "payment", limit)
+    enrichment = r.get("__enrichment__") or {}
+    address, buyer = r.get("address_info") or {}, r.get("buyer_info") or {}
+    plain = [v for v in (address.get("receiver_tel"), buyer.get("buyer_phone")) if not is_ciphertext(v)]
+    derived = _phones(*plain, (enrichment.get("receiver") or {}).get("mobile"), (enrichment.get("buyer") or {}).get("phone"))
+    return Inspected(oid, updated, derived, None)
+
+
 INSPECTORS: dict[str, Callable[[dict, datetime, Decimal], Inspected]] = {
     "taobao": inspect_taobao,
     "jd": inspect_jd,
     "shopify": inspect_shopify,
     "woocommerce": inspect_woocommerce,
     "intake": inspect_intake,
+    "youzan": inspect_youzan,
 }
 
 _ID_FIELDS = ("tid_str", "tid", "orderId", "id", "order_id")
@@ -207,6 +236,9 @@ def inspect(platform: str, record: object, now: datetime, limit: Decimal = MAX_A
         return INSPECTORS[platform](record, now, limit)
     except Invalid as exc:
         ref = next((str(record[k]) for k in _ID_FIELDS if record.get(k) not in (None, "")), None)
+        info = record.get("order_info")  # Youzan keeps its id one level down
+        if ref is None and isinstance(info, dict) and info.get("tid") not in (None, ""):
+            ref = str(info["tid"])
         return Inspected(ref, None, {}, str(exc))
     except (TypeError, AttributeError, KeyError) as exc:
         return Inspected(None, None, {}, f"unparseable: {exc.__class__.__name__}: {exc}")

@@ -27,6 +27,7 @@ _PLATFORM_CHECKS = {
     "jd": ("payload->>'orderPayment'", "payload->>'orderState'"),
     "shopify": ("payload->>'total_price'", "payload->>'financial_status'"),
     "woocommerce": ("payload->>'total'", "payload->>'status'"),
+    "youzan": ("payload->'pay_info'->>'payment'", "payload->'order_info'->>'status'"),
     "intake": ("payload->>'amount'", "payload->>'status'"),
 }
 
@@ -54,6 +55,7 @@ def _raw_suite(platform: str) -> Suite:
         SHOPIFY_FINANCIAL,
         TAOBAO_STATUSES,
         WOO_STATUSES,
+        YOUZAN_STATUSES,
     )
 
     allowed = {
@@ -61,6 +63,7 @@ def _raw_suite(platform: str) -> Suite:
         "jd": JD_STATUSES,
         "shopify": SHOPIFY_FINANCIAL,
         "woocommerce": WOO_STATUSES,
+        "youzan": YOUZAN_STATUSES,
         "intake": INTAKE_STATUSES,
     }[platform]
     amount, status = _PLATFORM_CHECKS[platform]

@@ -7,7 +7,7 @@ so it is easy to correct in one place.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from crm_pipeline.sandbox.world import TZ, Order, _h
 
@@ -403,4 +403,138 @@ def woo_order(o: Order, as_of: datetime) -> dict:
         "refunds": [{"id": 60_000 + o.seq, "reason": "退款", "total": "-" + _money(o.total)}]
         if o.at(o.refunded, as_of)
         else [],
+    }
+
+
+# -- Youzan (WeChat shops) ----------------------------------------------------------------
+# youzan.trades.sold.get 4.0.0 (reference §5). The status enum beyond TRADE_SUCCESS, the
+# refund_state / close_type codes and the line-item fields are UNCONFIRMED there; the
+# choices are named here (and read in dbt macros/platform_columns.sql) so they are
+# corrected in one place each.
+YOUZAN_STATUS = {
+    "unpaid": ("WAIT_BUYER_PAY", "待付款"),
+    "paid": ("WAIT_SELLER_SEND_GOODS", "待发货"),
+    "shipped": ("WAIT_BUYER_CONFIRM_GOODS", "已发货"),
+    "completed": ("TRADE_SUCCESS", "已完成"),
+    "closed": ("TRADE_CLOSE", "已关闭"),
+    "refunded": ("TRADE_CLOSE", "已关闭"),
+}
+YOUZAN_REFUND_FULL = 2  # refund_state of a fully refunded order (UNCONFIRMED; 0 = no refund, as in Y2)
+
+
+def _yz_keystream(shop_id: str, n: int) -> bytes:
+    out = b""
+    block = 0
+    while len(out) < n:
+        out += _h("yz-key", shop_id, block).to_bytes(8, "big")
+        block += 1
+    return out[:n]
+
+
+def yz_encrypt(shop_id: str, text: str) -> str:
+    """Youzan's ciphertext shape ``$<base64>$1$`` (reference §5): keyed per shop, as Youzan's
+    keys are; deterministic, so one phone gives one ciphertext within a shop."""
+    import base64
+
+    raw = text.encode("utf-8")
+    tag = _h("yz-tag", shop_id).to_bytes(8, "big")[:3]
+    body = tag + bytes(a ^ b for a, b in zip(raw, _yz_keystream(shop_id, len(raw)), strict=True))
+    return "$" + base64.b64encode(body).decode() + "$1$"
+
+
+def yz_decrypt(shop_id: str, cipher: str) -> str | None:
+    """Plain text of a ciphertext made for ``shop_id``; None when it was not (another
+    shop's key, or not a ciphertext)."""
+    import base64
+
+    if not (isinstance(cipher, str) and cipher.startswith("$") and cipher.endswith("$1$")):
+        return None
+    try:
+        body = base64.b64decode(cipher[1:-3], validate=True)
+    except ValueError:
+        return None
+    if body[:3] != _h("yz-tag", shop_id).to_bytes(8, "big")[:3]:
+        return None
+    raw = body[3:]
+    return bytes(a ^ b for a, b in zip(raw, _yz_keystream(shop_id, len(raw)), strict=True)).decode("utf-8")
+
+
+def youzan_open_id(o: Order) -> str:
+    return f"lDWyZ{_h('yz-open', o.person.person_id) % 10**21:021d}"
+
+
+def youzan_order(o: Order, as_of: datetime) -> dict:
+    """One ``full_order_info_list`` entry: ``{"full_order_info": {...}}``. Missing times
+    are empty strings, as Youzan sends them (Y2)."""
+    status = o.status(as_of)
+    state, state_str = YOUZAN_STATUS[status]
+    p, shop = o.person, o.shop.shop_id
+    refunded = status == "refunded"
+
+    def t(x: datetime | None) -> str:
+        return _top_time(x) or ""
+
+    end = o.at(o.closed, as_of) or o.at(o.refunded, as_of)
+    return {
+        "full_order_info": {
+            "order_info": {
+                "tid": o.order_id,
+                "status": state,
+                "status_str": state_str,
+                "type": 0,
+                "created": t(o.created),
+                "pay_time": t(o.at(o.paid, as_of)),
+                "consign_time": t(o.at(o.shipped, as_of)),
+                "success_time": t(o.at(o.finished, as_of)),
+                "update_time": t(o.modified(as_of)),
+                "confirm_time": "",
+                "expired_time": t(o.created + timedelta(hours=72)),  # unpaid orders close after 72 h
+                "pay_type": 10,
+                "pay_type_str": "WEIXIN_DAIXIAO",
+                "close_type": (2 if refunded else 1) if end else 0,
+                "refund_state": YOUZAN_REFUND_FULL if refunded else 0,
+                "express_type": 0,
+                "shop_name": o.shop.name,
+                "node_kdt_id": 134529034,
+                "root_kdt_id": 134529034,
+            },
+            "buyer_info": {
+                "yz_open_id": youzan_open_id(o),
+                "outer_user_id": f"oY0DB{_h('wx-openid', p.person_id) % 36**16:023d}",
+                "buyer_phone": yz_encrypt(shop, p.phone),
+                "fans_nickname": yz_encrypt(shop, p.nickname),
+                "fans_id": 19_000_000_000 + p.person_id,
+                "fans_type": 1,
+            },
+            "address_info": {
+                "receiver_name": yz_encrypt(shop, o.receiver_name),
+                "receiver_tel": yz_encrypt(shop, o.phone),
+                "delivery_province": p.province,
+                "delivery_city": p.city,
+                "delivery_district": p.district,
+                "delivery_address": yz_encrypt(shop, p.street),
+                "delivery_postal_code": p.zip,
+                "self_fetch_info": "",
+            },
+            "pay_info": {
+                "payment": _money(o.total),
+                "total_fee": _money(o.subtotal),
+                "post_fee": _money(o.post_fee),
+            },
+            "orders": [
+                {
+                    "oid": f"{o.order_id[1:15]}{n + 1:04d}",
+                    "item_id": 300_000 + int(i.sku[-4:]),
+                    "sku_id": 400_000 + int(i.sku[-4:]),
+                    "outer_sku_id": i.sku,
+                    "title": i.title,
+                    "num": i.qty,
+                    "price": _money(i.price),
+                    "payment": _money(i.price * i.qty),
+                }
+                for n, i in enumerate(o.items)
+            ],
+            "remark_info": {"buyer_message": "", "trade_memo": "已联系" if o.remark_updates else ""},
+            "source_info": {"is_offline_order": False, "order_mark": "wx_shop"},
+        }
     }

@@ -8,6 +8,8 @@ One ``ThreadingHTTPServer`` on 127.0.0.1 serves:
   traderates.get, top.oaid.decrypt)
 * ``/jd/routerjson`` (jingdong.pop.order.search)
 * ``/woocommerce/<shop>/wp-json/wc/v3/orders``
+* ``/youzan/auth/token``, ``/youzan/api/<api>/<version>`` (youzan.trades.sold.get,
+  youzan.cloud.secret.decrypt.batch)
 * ``/aliyun/`` (dysmsapi SendBatchSms, QuerySendDetails), ``/sendgrid/v3/mail/send``,
   ``/webhook/<name>``
 * ``/_control/...``: faults, received messages, health (for tests and the demo).
@@ -37,12 +39,14 @@ from crm_pipeline.extract.base import months_before
 from crm_pipeline.extract.shopify import DEFAULT_ORDER_DAYS
 from crm_pipeline.extract.signing import aliyun_rpc_sign, constant_time_equal, top_sign, webhook_sign
 from crm_pipeline.extract.taobao import BACKFILL_MONTHS
+from crm_pipeline.extract.youzan import DECRYPT_API, DECRYPT_BATCH, ORDERS_API, THROTTLE_ERRORS
 from crm_pipeline.sandbox import formats
 from crm_pipeline.sandbox.world import SHOPS, TZ, World, get_world
 
 SHOPIFY_API_VERSION = "2025-10"
 DEFAULT_SHOPIFY_SCOPES = ["read_orders", "read_all_orders"]
 REQUEST_FAULTS = ("throttle", "server_error", "timeout", "truncated")
+YOUZAN_KDT_IDS = {"youzan_wx": "134529034"}  # the sandbox shops' kdt_id (their grant_id)
 
 
 def secret_env(shop_or_service: str, field_name: str) -> str:
@@ -53,10 +57,10 @@ def secret_env(shop_or_service: str, field_name: str) -> str:
 class Fault:
     """A switchable fault.
 
-    ``target``: a platform (taobao, jd, shopify, woocommerce) or gateway
+    ``target``: a platform (taobao, jd, shopify, woocommerce, youzan) or gateway
     (aliyun, sendgrid, webhook). ``kind``: throttle | server_error | timeout |
     truncated | duplicate | update_while_paging | accept_then_timeout |
-    malformed. ``times``: how many requests it affects (-1 = always);
+    malformed | token_expired (Youzan: the token in use stops working). ``times``: how many requests it affects (-1 = always);
     ``after``: matching requests to let through first. ``shop`` narrows it.
     """
 
@@ -84,6 +88,8 @@ class SandboxState:
         self.buckets: dict[str, tuple[float, float]] = {}  # shopify token -> (level, last time)
         self.shopify_scopes: dict[str, list[str]] = {}  # shop -> granted scopes (default: DEFAULT_SHOPIFY_SCOPES)
         self.top_calls: list[float] = []
+        self.youzan_tokens: dict[str, str] = {}  # live access token -> shop
+        self.youzan_tokens_issued = 0
         self.messages: list[dict] = []
         self.log_dir = log_dir
         self.requests = 0
@@ -232,6 +238,10 @@ class Handler(BaseHTTPRequestHandler):
                 return self._jd(self._params(body))
             if parts[:1] == ["woocommerce"] and parts[2:6] == ["wp-json", "wc", "v3", "orders"]:
                 return self._woo(parts[1], body)
+            if parts[:3] == ["youzan", "auth", "token"]:
+                return self._youzan_token(body)
+            if parts[:2] == ["youzan", "api"] and len(parts) == 4:
+                return self._youzan(parts[2], parts[3], body)
             if parts[:1] == ["aliyun"]:
                 return self._aliyun(self._params(body))
             if parts[:4] == ["sendgrid", "v3", "mail", "send"]:
@@ -365,6 +375,7 @@ class Handler(BaseHTTPRequestHandler):
             "taobao": formats.taobao_trade,
             "jd": formats.jd_order,
             "woocommerce": formats.woo_order,
+            "youzan": formats.youzan_order,
         }[platform]
         if fault.kind == "duplicate" and selected:
             # the first order of the window shows up again on this page
@@ -382,9 +393,10 @@ class Handler(BaseHTTPRequestHandler):
         elif fault.kind == "malformed":
             variant = fault.params.get("variant", "not_json")
             if variant == "missing_id" and rendered:
-                bad = dict(rendered[0])
+                bad = json.loads(json.dumps(rendered[0]))
                 for key in ("id", "tid", "tid_str", "orderId"):
                     bad.pop(key, None)
+                    (bad.get("full_order_info") or {}).get("order_info", {}).pop(key, None)
                 rendered = [bad] + rendered
         return rendered
 
@@ -403,6 +415,8 @@ class Handler(BaseHTTPRequestHandler):
             record["orderStartTime"] = "0000-00-00 00:00:00"
         elif platform == "taobao" and key == 17:
             record["status"] = "TRADE_UNKNOWN_STATE"
+        elif platform == "youzan" and key == 19:  # a phone that decrypts to nonsense
+            record["full_order_info"]["address_info"]["receiver_tel"] = formats.yz_encrypt(order.shop.shop_id, "12345")
         return record
 
     def _now(self) -> datetime:
@@ -651,6 +665,85 @@ class Handler(BaseHTTPRequestHandler):
         if links:
             headers["Link"] = ", ".join(links)
         self._send(200, rendered, headers, truncate=bool(fault and fault.kind == "truncated"))
+
+    # -- Youzan ---------------------------------------------------------------------------------
+    def _youzan_token(self, body: bytes) -> None:
+        st = self.state
+        try:
+            req = json.loads(body or b"{}")
+        except json.JSONDecodeError:
+            return self._send(200, {"success": False, "code": 4000, "message": "请求体不是合法的JSON"})
+        shop = st.shop_by_secret("youzan", "client_id", str(req.get("client_id", "")))
+        secret = st.secret(secret_env(shop, "client_secret")) if shop else None
+        if req.get("authorize_type") != "silent" or shop is None or not secret \
+                or not constant_time_equal(str(req.get("client_secret", "")), secret):
+            return self._send(200, {"success": False, "code": 4001, "message": "client_id或client_secret错误"})
+        if str(req.get("grant_id")) != YOUZAN_KDT_IDS.get(shop):
+            return self._send(200, {"success": False, "code": 4002, "message": "店铺未授权该应用"})
+        with st.lock:
+            st.youzan_tokens_issued += 1
+            token = f"yz{uuid.uuid4().hex}"
+            st.youzan_tokens[token] = shop
+        expires = int((datetime.now(UTC) + timedelta(days=7)).timestamp() * 1000)
+        self._send(200, {"success": True, "code": 200, "message": None,
+                         "data": {"access_token": token, "expires": expires, "scope": "trade,secret"}})
+
+    def _youzan_answer(self, data, truncate: bool = False) -> None:
+        self._send(200, {"success": True, "code": 200, "message": "successful", "data": data}, truncate=truncate)
+
+    def _youzan(self, api: str, version: str, body: bytes) -> None:
+        st = self.state
+        token = parse_qs(urlsplit(self.path).query).get("access_token", [""])[-1]
+        shop = st.youzan_tokens.get(token)
+        if shop is None:
+            return self._send(200, {"gw_err_resp": {"err_code": 4203, "err_msg": "access_token不存在"}})
+        if st.take_fault("youzan", shop, kinds=("token_expired",)):
+            with st.lock:
+                st.youzan_tokens.pop(token, None)
+            return self._send(200, {"gw_err_resp": {"err_code": 4202, "err_msg": "access_token已过期"}})
+        if (api, version) not in (ORDERS_API, DECRYPT_API):
+            return self._send(200, {"gw_err_resp": {"err_code": 4004, "err_msg": f"api不存在: {api}/{version}"}})
+        fault = self._common_fault("youzan", shop)
+        if fault and fault.kind == "throttle":
+            return self._send(200, {"gw_err_resp": {"err_code": min(THROTTLE_ERRORS), "err_msg": "调用频率超限"}})
+        if fault and fault.kind == "server_error":
+            return self._send(int(fault.params.get("status", 502)), b"<html>502 Bad Gateway</html>")
+        try:
+            req = json.loads(body or b"{}")
+        except json.JSONDecodeError:
+            return self._send(200, {"success": False, "code": 4000, "message": "请求体不是合法的JSON"})
+        if (api, version) == DECRYPT_API:
+            sources = req.get("sources")
+            if not isinstance(sources, list) or len(sources) > DECRYPT_BATCH:
+                return self._send(200, {"success": False, "code": 4000,
+                                        "message": f"sources必须是不超过{DECRYPT_BATCH}条的数组"})
+            plain = {c: formats.yz_decrypt(shop, c) for c in sources}
+            return self._youzan_answer({c: p for c, p in plain.items() if p is not None})
+        try:
+            page_no, page_size = int(req.get("page_no") or 1), int(req.get("page_size") or 20)
+        except (TypeError, ValueError):
+            return self._send(200, {"success": False, "code": 4000, "message": "page_no/page_size不合法"})
+        if not 1 <= page_size <= 100 or page_no < 1:
+            return self._send(200, {"success": False, "code": 4000, "message": "page_size取值范围1-100"})
+        # both pairs given: update time wins; an unpaired bound is ignored (reference §5)
+        start, end = _parse_top_time(req.get("start_update")), _parse_top_time(req.get("end_update"))
+        if start and end:
+            as_of = end
+            selected = st.world.modified_between(shop, start, end)
+            selected.sort(key=lambda o: (o.modified(as_of), o.seq), reverse=True)
+        else:
+            start, end = _parse_top_time(req.get("start_created")), _parse_top_time(req.get("end_created"))
+            if not (start and end):
+                start, end = datetime(2000, 1, 1, tzinfo=TZ), self._now()
+            as_of = end
+            selected = st.world.created_between(shop, start, end)
+            selected.sort(key=lambda o: (o.created, o.seq), reverse=True)
+        selected = [o for o in selected if o.created <= as_of]
+        window = selected[(page_no - 1) * page_size: page_no * page_size]
+        rendered = [self._dirty("youzan", formats.youzan_order(o, as_of), o) for o in window]
+        rendered = self._data_fault("youzan", shop, rendered, window, as_of, selected)
+        self._youzan_answer({"full_order_info_list": rendered, "total_results": len(selected)},
+                            truncate=bool(fault and fault.kind == "truncated"))
 
     # -- gateways ------------------------------------------------------------------------------
     def _gateway_fault(self, target: str) -> Fault | None:

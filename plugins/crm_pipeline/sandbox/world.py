@@ -84,9 +84,10 @@ SHOPS: tuple[ShopDef, ...] = (
     ShopDef("jd_pop", "jd", "京东POP店", 1.0, date(2024, 6, 1)),
     ShopDef("shopify_global", "shopify", "Global Store (Shopify)", 1.0, date(2024, 6, 1)),
     ShopDef("woo_site", "woocommerce", "官网商城 (WooCommerce)", 1.0, date(2024, 6, 1)),
+    ShopDef("youzan_wx", "youzan", "有赞微商城", 1.0, date(2024, 6, 1)),
     ShopDef("wechat_social", "intake", "微信社群团购", 1.0, date(2024, 6, 1)),
 )
-PLATFORM_SHARE = {"taobao": 0.55, "jd": 0.30, "shopify": 0.15, "woocommerce": 0.12, "intake": 0.18}
+PLATFORM_SHARE = {"taobao": 0.55, "jd": 0.30, "shopify": 0.15, "woocommerce": 0.12, "intake": 0.18, "youzan": 0.15}
 
 
 @dataclass(eq=False)
@@ -245,7 +246,7 @@ class World:
         shops = [s for s in SHOPS if s.platform == platform]
         return self.rng.choices(shops, weights=[s.weight for s in shops])[0] if len(shops) > 1 else shops[0]
 
-    def _order_id(self, shop: ShopDef, seq: int) -> str:
+    def _order_id(self, shop: ShopDef, seq: int, created: datetime) -> str:
         h = _h(self.seed, shop.shop_id, seq)
         if shop.platform == "taobao":
             return str(2_000_000_000_000_000_000 + h % 900_000_000_000_000_000)[:19]
@@ -255,6 +256,8 @@ class World:
             return str(5_000_000_000_000 + seq * 1_007)
         if shop.platform == "woocommerce":
             return str(10_000 + seq)
+        if shop.platform == "youzan":  # "E" + creation time + 10 digits, as in the reference's sample
+            return f"E{created:%Y%m%d%H%M%S}{h % 10**10:010d}"
         return ""  # intake rows mostly carry no order id; the importer derives one
 
     def _orders_for(self, person: Person) -> None:
@@ -283,7 +286,7 @@ class World:
         order = Order(
             seq=seq,
             shop=shop,
-            order_id=self._order_id(shop, seq),
+            order_id=self._order_id(shop, seq, created),
             person=person,
             created=created,
             items=items,
