@@ -244,19 +244,26 @@ def test_status_history_keeps_every_version(sandbox, make_database):
     assert current == statuses[-1]
 
 
-def test_backfill_reads_created_range_and_keeps_watermark(sandbox, make_database, monkeypatch):
-    from crm_pipeline.extract.base import RetryPolicy
+@pytest.mark.parametrize(("shop_id", "created_sql"), [
+    ("tmall_flagship", "select (payload->>'created')::timestamp from raw.taobao_trades"),
+    ("youzan_wx", "select (payload->'order_info'->>'created')::timestamp from raw.youzan_orders"),
+])
+def test_backfill_reads_created_range_and_keeps_watermark(shop_id, created_sql, sandbox, make_database, monkeypatch):
+    from crm_pipeline.extract.base import RetryPolicy, local_day_bounds
     from crm_pipeline.extract.run import connector_for, run_extract
 
     monkeypatch.setenv("CRM_NOW", "2026-11-21T09:00:00+08:00")  # the range is within TOP's 3 months
     reset(sandbox, throttle=False)
     url = make_database("backfill")
-    s = small_shop("tmall_flagship", page_size=40)
+    s = small_shop(shop_id, page_size=40)
     result = run_extract(s, "backfill", start_date=date(2026, 9, 1), end_date=date(2026, 9, 10), url=url,
                          connector=connector_for(s, sleep=lambda _s: None, retry=RetryPolicy(attempts=3)))
-    created = [r[0] for r in rows(url, "select (payload->>'created')::timestamp from raw.taobao_trades")]
+    created = [r[0] for r in rows(url, created_sql)]
     assert result.counts.landed > 0
     assert all(datetime(2026, 9, 1) <= c < datetime(2026, 9, 11) for c in created)
+    # every order created in the range, whenever it was last modified (landed or quarantined)
+    start, end = local_day_bounds(date(2026, 9, 1), s.tz)[0], local_day_bounds(date(2026, 9, 10), s.tz)[1]
+    assert len(created) + len(quarantined(url, shop_id)) == len(sandbox.state.world.created_between(shop_id, start, end))
     assert rows(url, "select count(*) from ops.watermarks")[0][0] == 0
 
 
