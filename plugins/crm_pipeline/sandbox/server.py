@@ -60,8 +60,9 @@ class Fault:
     ``target``: a platform (taobao, jd, shopify, woocommerce, youzan) or gateway
     (aliyun, sendgrid, webhook). ``kind``: throttle | server_error | timeout |
     truncated | duplicate | update_while_paging | accept_then_timeout |
-    malformed | token_expired (Youzan: the token in use stops working). ``times``: how many requests it affects (-1 = always);
-    ``after``: matching requests to let through first. ``shop`` narrows it.
+    malformed | token_expired (Youzan: the token in use stops working).
+    ``times``: how many requests it affects (-1 = always); ``after``: matching
+    requests to let through first. ``shop`` narrows it.
     """
 
     target: str
@@ -89,7 +90,6 @@ class SandboxState:
         self.shopify_scopes: dict[str, list[str]] = {}  # shop -> granted scopes (default: DEFAULT_SHOPIFY_SCOPES)
         self.top_calls: list[float] = []
         self.youzan_tokens: dict[str, str] = {}  # live access token -> shop
-        self.youzan_tokens_issued = 0
         self.messages: list[dict] = []
         self.log_dir = log_dir
         self.requests = 0
@@ -680,9 +680,8 @@ class Handler(BaseHTTPRequestHandler):
             return self._send(200, {"success": False, "code": 4001, "message": "client_id或client_secret错误"})
         if str(req.get("grant_id")) != YOUZAN_KDT_IDS.get(shop):
             return self._send(200, {"success": False, "code": 4002, "message": "店铺未授权该应用"})
+        token = f"yz{uuid.uuid4().hex}"
         with st.lock:
-            st.youzan_tokens_issued += 1
-            token = f"yz{uuid.uuid4().hex}"
             st.youzan_tokens[token] = shop
         expires = int((datetime.now(UTC) + timedelta(days=7)).timestamp() * 1000)
         self._send(200, {"success": True, "code": 200, "message": None,
