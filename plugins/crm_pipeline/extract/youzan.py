@@ -103,7 +103,7 @@ class YouzanConnector(Connector):
                 data = answer.get("data") if isinstance(answer, dict) else None
                 if isinstance(data, dict) and data.get("access_token"):
                     return str(data["access_token"])
-                if isinstance(answer, dict) and answer.get("code") in THROTTLE_ERRORS:
+                if isinstance(answer, dict) and _int(answer.get("code")) in THROTTLE_ERRORS:
                     raise Retryable("token endpoint throttled")
                 message = answer.get("message") if isinstance(answer, dict) else str(answer)[:200]
                 raise self.fail(f"access token refused: {message}; check client_id/client_secret and kdt_id "

@@ -447,7 +447,9 @@ def yz_decrypt(shop_id: str, cipher: str) -> str | None:
     shop's key, or not a ciphertext)."""
     import base64
 
-    if not (isinstance(cipher, str) and cipher.startswith("$") and cipher.endswith("$1$")):
+    from crm_pipeline.extract.youzan import is_ciphertext
+
+    if not is_ciphertext(cipher):
         return None
     try:
         body = base64.b64decode(cipher[1:-3], validate=True)
