@@ -20,6 +20,10 @@ _PHONE_RE = re.compile(
     rf"(?![{_EDGE}])"
 )
 _PLUS_E164_RE = re.compile(r"\+\d{8,15}(?![0-9])")
+# A mainland mobile glued to letters on its left is still a phone: WeChat ids are
+# often "wx" or a name followed by the number ("wx13812345678", "amy_13812345678").
+# The right edge stays strict, so a digit run inside an id or a hash is left alone.
+_GLUED_MOBILE_RE = re.compile(rf"(?<=[A-Za-z_])1[3-9]\d{{9}}(?![{_EDGE}])")
 _EMAIL_RE = re.compile(r"([A-Za-z0-9._%+-])[A-Za-z0-9._%+-]*@([A-Za-z0-9.-]+\.[A-Za-z]{2,})")
 
 
@@ -47,6 +51,7 @@ def redact(text: str) -> str:
         return text
     text = _EMAIL_RE.sub(lambda m: f"{m.group(1)}***@{m.group(2)}", text)
     text = _PLUS_E164_RE.sub(lambda m: mask_phone(m.group(0)), text)
+    text = _GLUED_MOBILE_RE.sub(lambda m: mask_phone(m.group(0)), text)
     return _PHONE_RE.sub(lambda m: mask_phone(m.group(0)), text)
 
 

@@ -41,6 +41,10 @@ def test_redact_masks_phones_and_emails_in_any_text():
     # Chinese text runs straight into numbers: 手 and 元 are word characters to \w
     for text in ("手机13812345678联系", "金额13812345678元", "电话+8613812345678，"):
         assert "12345678" not in redact(text), text
+    # a WeChat id is often letters glued to the number; an id's inner digits are not
+    assert redact("微信 wx13812345678, amy_13912345678") == "微信 wx138******78, amy_139******78"
+    for text in ("SO13812345678X1", "ab1381234567812", "T2024123456789"):
+        assert redact(text) == text
     assert mask_phone("+8613812345678") == "861********78"
     assert mask_email("alice@example.com") == "a***@example.com"
 
