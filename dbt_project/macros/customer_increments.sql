@@ -2,7 +2,7 @@
   Customer-scoped incremental builds (DECISIONLOG D21).
 
   int_customer_orders, int_customer_paid_orders, int_customer_profile (D23),
-  customer_lifecycle_history and points_ledger are computed per customer
+  customer_lifecycle_history, points_ledger and int_customer_totals (D37) are computed per customer
   (every window partitions by customer_id) and "as of" the run's business
   day. A nightly run rebuilds the rows of the customers whose inputs changed
   and keeps everyone else's:
@@ -11,7 +11,8 @@
     customers whose int_customer_orders rows differ from what they should be
     now (new, changed, refunded or re-identified orders, an order crossing the
     as-of boundary) plus, when the as-of day moved, the customers with a
-    lifecycle event (at risk, churned) between the old and the new day's end.
+    lifecycle event (at risk, churned) between the old and the new day's end,
+    or a paid order entering or leaving the RFM or tier window (D37).
   * each consumer remembers the last generation it applied (in
     customer_increments_applied, written in the same transaction as its rows)
     and rebuilds the customers of every generation since; one that missed a
@@ -22,7 +23,7 @@
 
 {%- macro customer_increment_consumers() -%}
     {{ return(['int_customer_orders', 'int_customer_paid_orders', 'int_customer_profile', 'customer_lifecycle_history',
-               'points_ledger']) }}
+               'points_ledger', 'int_customer_totals']) }}
 {%- endmacro %}
 
 {#- What a generation's full_rebuild compares: every setting the consumers read
@@ -32,7 +33,8 @@
                      var('lifecycle_churn_days'), var('lifecycle_at_risk_days'),
                      var('lifecycle_cycle_churn_multiplier'), var('lifecycle_cycle_at_risk_multiplier'),
                      var('lifecycle_min_intervals_for_cycle'), var('lifecycle_min_cycle_days'),
-                     var('lifecycle_loyal_min_orders'), tojson(var('contact_source_trust'))] -%}
+                     var('lifecycle_loyal_min_orders'), tojson(var('contact_source_trust')),
+                     var('rfm_window_days'), var('tier_window_days')] -%}
     {%- if execute -%}
         {%- for node in graph.nodes.values() | sort(attribute='name') -%}
             {%- if node.resource_type == 'model' and node.name in customer_increment_consumers() -%}

@@ -260,6 +260,7 @@ INCREMENTAL_TABLES = {
     "marts.customer_lifecycle_history": "lifecycle_key", "marts.points_ledger": "points_entry_key",
     "marts.kpi_daily": "kpi_date", "intermediate.int_customer_profile": "customer_id",
     "marts.kpi_platform_monthly": "month, platform, shop_id", "marts.customer_tiers": "customer_id",
+    "intermediate.int_customer_totals": "customer_id", "marts.customer_tier_thresholds": "tier",
 }
 
 
@@ -378,9 +379,9 @@ def test_customer_scoped_models_follow_the_as_of_day(modeled, clone_database):
     after = dict(rows(url, "select stage, count(*) from marts.customer_lifecycle where stage in ('at_risk', 'churned')"
                            " group by 1"))
     assert after.get("churned", 0) > before.get("churned", 0), "75 days of silence churn some customers"
-    # the five customer-scoped models and fct_order_items (which reads the log's customers, D23)
+    # the six customer-scoped models and fct_order_items (which reads the log's customers, D23)
     assert rows(url, "select count(distinct model) from intermediate.customer_increments_applied"
-                     " where seq = (select max(seq) from intermediate.int_customer_increments)")[0][0] == 6
+                     " where seq = (select max(seq) from intermediate.int_customer_increments)")[0][0] == 7
     assert_equals_full_refresh(url, final)
 
 
@@ -411,7 +412,9 @@ def test_rfm_changes_previous_segment_survives_any_day_order(modeled, clone_data
     d1, d2 = MODEL_AS_OF + timedelta(days=40), MODEL_AS_OF + timedelta(days=80)
 
     def run(day):
-        run_dbt(["run", "--select", "customer_rfm", "customer_rfm_changes"], day, url, capture=True)
+        # the totals RFM ranks follow the day too (D37): the log and its consumers before RFM
+        run_dbt(["run", "--select", "int_customer_increments", "int_customer_orders", "int_customer_totals",
+                 "customer_rfm", "customer_rfm_changes"], day, url, capture=True)
         wrong = rows(url, """
             select customer_id, as_of_date, previous_segment, superseded_on, expected_previous, next_day
             from (select *, coalesce(lag(segment) over w, 'none') as expected_previous,

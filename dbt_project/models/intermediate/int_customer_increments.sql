@@ -72,6 +72,15 @@ touched as (
        or (paid_at + churn_after_days * interval '1 day' >= {{ lo }}
            and paid_at + churn_after_days * interval '1 day' < {{ hi }})
     union
+    -- a paid order entering or leaving the RFM or tier window (int_customer_profile's
+    -- window totals): paid_date > day - window holds on one of the two days only
+    {%- set lo_day = "least(cast('" ~ plan.prev_as_of ~ "' as date), " ~ as_of_date() ~ ")" %}
+    {%- set hi_day = "greatest(cast('" ~ plan.prev_as_of ~ "' as date), " ~ as_of_date() ~ ")" %}
+    select customer_id from {{ paid_rel }}
+    where {% for days in [var('rfm_window_days'), var('tier_window_days')] | unique -%}
+          {{ 'or ' if not loop.first }}(paid_date > {{ lo_day }} - {{ days }} and paid_date <= {{ hi_day }} - {{ days }})
+          {% endfor %}
+    union
     -- and any order event between them (created, paid, refunded)
     select customer_id from {{ ref('fct_orders') }}
     where (created_at >= {{ lo }} and created_at < {{ hi }})

@@ -6,10 +6,11 @@
 {% set mult = var('tier_multipliers') %}
 
 with spend as (
-    select customer_id, sum(amount_cny) as spend_cny
-    from {{ ref('int_customer_orders') }}
-    where is_paid_as_of and paid_date > {{ as_of_date() }} - {{ var('tier_window_days') }}
-    group by customer_id
+    -- customers with a paid order in the window (per-customer totals kept by
+    -- int_customer_totals, D37)
+    select customer_id, tier_window_cny as spend_cny
+    from {{ ref('int_customer_totals') }}
+    where tier_window_orders > 0
 ),
 
 avg_spend as (

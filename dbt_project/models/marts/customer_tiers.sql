@@ -3,23 +3,19 @@
 -- the next one, and their points balance.
 
 with spend as (
-    select customer_id, coalesce(sum(amount_cny) filter (
-               where is_paid_as_of and paid_date > {{ as_of_date() }} - {{ var('tier_window_days') }}), 0) as spend_cny
-    from {{ ref('int_customer_orders') }}
-    group by customer_id
+    -- the tier window's spend and the points balance, per customer, kept by
+    -- int_customer_totals (customer-scoped incremental, D37)
+    select customer_id, tier_window_cny as spend_cny, points_balance
+    from {{ ref('int_customer_totals') }}
 ),
 
 thresholds as (
     select * from {{ ref('customer_tier_thresholds') }}
 ),
 
-points as (
-    select customer_id, sum(points) as points_balance from {{ ref('points_ledger') }} group by customer_id
-),
-
 tiered as (
     select distinct on (s.customer_id)
-        s.customer_id, s.spend_cny, t.tier, t.tier_rank, t.threshold_cny
+        s.customer_id, s.spend_cny, s.points_balance, t.tier, t.tier_rank, t.threshold_cny
     from spend as s
     inner join thresholds as t on s.spend_cny >= t.threshold_cny
     order by s.customer_id, t.tier_rank desc
@@ -35,10 +31,9 @@ final as (
         d.threshold_cny as tier_threshold_cny,
         n.tier as next_tier,
         greatest(n.threshold_cny - d.spend_cny, 0) as cny_to_next_tier,
-        coalesce(p.points_balance, 0) as points_balance
+        d.points_balance
     from tiered as d
     left join thresholds as n on n.tier_rank = d.tier_rank + 1
-    left join points as p on p.customer_id = d.customer_id
 )
 
 select * from final
