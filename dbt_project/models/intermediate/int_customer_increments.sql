@@ -72,7 +72,7 @@ touched as (
        or (paid_at + churn_after_days * interval '1 day' >= {{ lo }}
            and paid_at + churn_after_days * interval '1 day' < {{ hi }})
     union
-    -- a paid order entering or leaving the RFM or tier window (int_customer_profile's
+    -- a paid order entering or leaving the RFM or tier window (int_customer_totals'
     -- window totals): paid_date > day - window holds on one of the two days only
     {%- set lo_day = "least(cast('" ~ plan.prev_as_of ~ "' as date), " ~ as_of_date() ~ ")" %}
     {%- set hi_day = "greatest(cast('" ~ plan.prev_as_of ~ "' as date), " ~ as_of_date() ~ ")" %}
