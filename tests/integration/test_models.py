@@ -446,3 +446,70 @@ def test_rfm_changes_previous_segment_survives_any_day_order(modeled, clone_data
                      " and as_of_date = %s", moved, d1) == [(None,)]
     days = dict(rows(url, "select as_of_date, count(*) from marts.customer_rfm_changes group by 1"))
     assert set(days) == {MODEL_AS_OF, d1, d2} and days[d1] > 0 and days[d2] > 0, days
+
+
+VIEWS = """
+    select c.relname, c.oid::int8, pg_get_viewdef(c.oid), obj_description(c.oid, 'pg_class')
+    from pg_class as c join pg_namespace as n on n.oid = c.relnamespace
+    where c.relkind = 'v' and n.nspname in ('staging', 'intermediate')"""
+
+
+def test_unchanged_views_are_left_in_place(modeled, clone_database, tmp_path):
+    """D39: a run leaves a view whose SQL and docs did not change as it is (no DDL,
+    no exclusive lock, same object); a changed model, a view dropped by the cascade
+    of an upstream rebuild, a lost fingerprint and --full-refresh rebuild it."""
+    import re
+    import shutil
+
+    from crm_pipeline.settings import get_settings
+    from crm_pipeline.transform.dbt import run_dbt
+
+    url = clone_database(modeled, "views")
+    only_views = ["run", "--select", "config.materialized:view"]
+
+    def views() -> dict[str, tuple]:
+        return {name: (oid, definition, comment) for name, oid, definition, comment in rows(url, VIEWS)}
+
+    # the compiled SQL names the database: the clone's first run rebuilds every view once
+    run_dbt(only_views, MODEL_AS_OF, url, capture=True)
+    built = views()
+    assert {"stg_shopify__order_items", "int_order_items__unioned", "int_orders__unioned"} <= set(built)
+    for name, (_, _, comment) in built.items():
+        assert re.search(r"(^|\n\n)dbt-fingerprint:[0-9a-f]{32}$", comment or ""), (name, comment)
+    # persist_docs still gives analysts the model's description, before the fingerprint
+    assert built["stg_shopify__orders"][2].split("\n\ndbt-fingerprint:")[0].strip()
+
+    run_dbt(only_views, MODEL_AS_OF, url, capture=True)
+    assert views() == built, "an unchanged view was rebuilt"
+
+    # a changed model (in a copy of the project): that view, and the union view its
+    # rebuild dropped by cascade, are rebuilt; every other view is left alone
+    project = tmp_path / "dbt_project"
+    shutil.copytree(get_settings().dbt_project_dir, project, ignore=shutil.ignore_patterns("target", "logs"))
+    model = project / "models" / "staging" / "shopify" / "stg_shopify__order_items.sql"
+    model.write_text(model.read_text().replace("select * from items", "select * from items where quantity > 0"))
+    run_dbt([*only_views, "--target-path", str(tmp_path / "target")], MODEL_AS_OF, url, capture=True,
+            project_dir=project)
+    changed = views()
+    assert {name for name in built if changed[name][0] != built[name][0]} == \
+        {"stg_shopify__order_items", "int_order_items__unioned"}
+    assert "quantity > 0" in changed["stg_shopify__order_items"][1]
+    assert rows(url, "select count(*) > 0 from intermediate.int_order_items__unioned") == [(True,)]
+
+    # back to the project's model: rebuilt again, to the original definition
+    run_dbt(only_views, MODEL_AS_OF, url, capture=True)
+    restored = views()
+    assert restored["stg_shopify__order_items"][1:] == built["stg_shopify__order_items"][1:]
+
+    # a view whose fingerprint is gone (edited by hand) is rebuilt
+    with psycopg.connect(url) as conn:
+        conn.execute("comment on view staging.stg_jd__orders is 'edited by hand'")
+    run_dbt(only_views, MODEL_AS_OF, url, capture=True)
+    again = views()
+    assert again["stg_jd__orders"][0] != restored["stg_jd__orders"][0]
+    assert again["stg_jd__orders"][2] == built["stg_jd__orders"][2]
+    assert {name for name in built if again[name][0] != restored[name][0]} == {"stg_jd__orders", "int_orders__unioned"}
+
+    run_dbt([*only_views, "--full-refresh"], MODEL_AS_OF, url, capture=True)
+    refreshed = views()
+    assert all(refreshed[name][0] != again[name][0] for name in built), "--full-refresh rebuilds every view"

@@ -114,19 +114,20 @@ def _failure_detail(result) -> str:
 
 
 def run_dbt(args: list[str], as_of: date | None = None, url: str | None = None, extra_vars: dict | None = None,
-            capture: bool = False):
+            capture: bool = False, project_dir: Path | None = None):
     """Run one dbt command against the warehouse, in this process; raises DbtError on failure.
 
     In-process (dbt's programmatic ``dbtRunner``, as Cosmos runs it) rather than a
     ``dbt`` subprocess: importing dbt costs ~4 s, paid once per process instead of
     once per command. ``capture`` keeps dbt's progress lines off stdout (errors
-    still reach the exception). Returns dbt's result object.
+    still reach the exception). ``project_dir`` runs a copy of the project (tests of
+    a changed model). Returns dbt's result object.
     """
     from dbt.cli.main import dbtRunner
 
     settings = get_settings()
     offline = bool(args) and args[0] in OFFLINE_COMMANDS
-    cli = [*args, "--project-dir", str(settings.dbt_project_dir)]
+    cli = [*args, "--project-dir", str(project_dir or settings.dbt_project_dir)]
     if not args or args[0] not in ("clean", "deps"):
         cli += ["--vars", json.dumps(dbt_vars(as_of, extra_vars))]
     if capture:
