@@ -136,7 +136,7 @@ def plan_range(shop: ShopConfig, mode: str, watermark: datetime | None, as_of: d
         end = local_day_bounds(as_of, tz)[1]
     first = local_day_bounds(shop.start_date, tz)[0]
     if watermark is None:
-        start = first
+        start = first  # R2: a shop's first run reads from the day it opened
     else:
         # never read past the end: a rerun of an older date re-reads its own overlap
         start = max(first, min(watermark, end) - overlap)

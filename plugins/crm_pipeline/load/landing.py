@@ -1,6 +1,6 @@
 """Landing raw records: COPY into a temp table, then upsert, in one transaction.
 
-* every version of every order goes to ``raw.<table>_versions`` (status history);
+* every version of every order goes to ``raw.<table>_versions`` (status history; R2: history is never thrown away);
 * the latest version per order is upserted into ``raw.<table>``; an unchanged
   record changes nothing (no new ``loaded_at``), so reruns are idempotent;
 * malformed records go to ``raw.quarantine`` with their reason.
