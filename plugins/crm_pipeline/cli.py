@@ -356,6 +356,39 @@ def cmd_identity(args) -> int:
     return EXIT_OK
 
 
+def cmd_quarantine(args) -> int:
+    """What landed in raw.quarantine: a summary by kind of reason, or an export to fix the source."""
+    from crm_pipeline.load import quarantine
+    from crm_pipeline.warehouse import connect
+
+    ensure_environment()
+    with connect() as conn:
+        if args.action == "export":
+            if not args.file:
+                print("export needs a file: crm quarantine export FILE.csv", file=sys.stderr)
+                return EXIT_USAGE
+            n = quarantine.export(conn, Path(args.file), shop=args.shop, since=args.since, open_only=args.open)
+            print(f"wrote {n} quarantined record(s) to {args.file} (full reason and payload as received)")
+            return EXIT_OK
+        groups = quarantine.summarize(conn, shop=args.shop, since=args.since)
+    if args.open:
+        groups = [g for g in groups if g.open]
+    if not groups:
+        print("nothing quarantined" + (" and still open" if args.open else ""))
+        return EXIT_OK
+    headers = ["platform", "shop", "reason", "records", "open", "first", "last"]
+    table = [[g.platform, g.shop_id, g.kind, str(g.records), str(g.open),
+              f"{g.first:%Y-%m-%d}", f"{g.last:%Y-%m-%d}"] for g in groups]
+    widths = [max(len(h), *(len(r[i]) for r in table)) for i, h in enumerate(headers)]
+    for row in [headers, *table]:
+        cells = (c.rjust(w) if i in (3, 4) else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths, strict=True)))
+        print("  ".join(cells).rstrip())
+    total, still_open = sum(g.records for g in groups), sum(g.open for g in groups)
+    print(f"{still_open} of {total} quarantined record(s) open (no valid version landed since); "
+          "rows and payloads: crm quarantine export FILE.csv [--open]")
+    return EXIT_OK
+
+
 def cmd_optout(args) -> int:
     from crm_pipeline.load.normalize import normalize_email, normalize_phone
     from crm_pipeline.warehouse import connect
@@ -620,6 +653,14 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("left", nargs="?", help="node key (platform:shop:buyer) or identifier (phone:+86...)")
     sp.add_argument("right", nargs="?", help="second node key (link)")
     sp.add_argument("--reason", default="")
+
+    sp = add("quarantine", cmd_quarantine, "malformed records: 'list' by kind of reason (open = not landed since),"
+                                           " or 'export' them with their payloads to a CSV")
+    sp.add_argument("action", choices=["list", "export"])
+    sp.add_argument("file", nargs="?", help="CSV to write (export)")
+    sp.add_argument("--shop")
+    sp.add_argument("--since", type=_day, help="quarantined on or after this day")
+    sp.add_argument("--open", action="store_true", help="only records no later batch has landed")
 
     sp = add("optout", cmd_optout, "record an opt-out (R13)")
     sp.add_argument("action", choices=["add"])

@@ -116,6 +116,16 @@ def test_first_run_lands_models_and_sends(two_runs, demo_env):
     steps = [r[0] for r in rows(url, "select step from ops.run_log where as_of_date = %s order by recorded_at", AS_OF)]
     assert steps.index("quality:raw_landing") < steps.index("outreach:plan")
     assert rows(url, "select count(*) from ops.load_batches where status <> 'succeeded'")[0][0] == 0
+    # the report's quarantine table is by kind of reason (D40), the same groups `crm quarantine list` shows
+    from html import escape
+
+    from crm_pipeline.load.quarantine import summarize
+    from crm_pipeline.warehouse import connect
+
+    with connect(url) as conn:
+        groups = summarize(conn)
+    report = (home / "out" / "2026-11-20" / "report.html").read_text(encoding="utf-8")
+    assert groups and all(f"<td>{escape(g.kind)}</td>" in report for g in groups[:10])
 
 
 def test_second_run_changes_nothing(two_runs):

@@ -145,3 +145,22 @@ def test_every_order_sheet_of_a_workbook_is_read_and_a_summary_sheet_is_named(tm
     assert [r["name"] for r in records] == ["张三", "李四"]
     assert records[1]["__error__"].startswith("o.xlsx sheet '12月' row 3: unparseable amount")
     assert "汇总" in caplog.text and "2 rows not read" in caplog.text
+
+
+def test_quarantine_reasons_group_by_kind_without_the_typed_values(tmp_path):
+    """`crm quarantine list` and the daily report show reasons by kind: a phone typed into
+    the amount column must not reach the terminal or the report."""
+    from crm_pipeline.load.quarantine import reason_kind
+
+    rows = [["订单号", "手机", "金额", "日期"],
+            ["A1", "13812345678", "13912345678元x", "2026-11-01"],
+            ["A2", "13812345678", "10", "2026-02-30"],
+            ["2.02611E+17", "13812345678", "10", "2026-11-01"],
+            ["2.02611E+17", "13912345678", "20", "2026-11-02"]]
+    reasons = [r["__error__"] for r in read_intake(write_csv(tmp_path / "o.csv", rows), "s")]
+    kinds = [reason_kind(r) for r in reasons[:3]]
+    assert "13912345678" in reasons[0]  # the full reason (kept in raw.quarantine) names the value
+    assert kinds == ["unparseable amount", "impossible date", "order id was rounded by Excel"]
+    assert reason_kind("impossible date in created_at: 'not a date'") == "impossible date in created_at"
+    assert reason_kind("o.xlsx sheet '12月' row 3: unknown status 'haunted'") == "unknown status"
+    assert reason_kind("decrypt failed for 13912345678") == "decrypt failed for 139******78"  # redacted

@@ -11,6 +11,7 @@ from datetime import date, timedelta
 from html import escape
 from pathlib import Path
 
+from crm_pipeline.load.quarantine import summarize
 from crm_pipeline.reporting import charts as ch
 from crm_pipeline.settings import get_settings
 
@@ -84,8 +85,8 @@ def gather(conn, as_of: date) -> dict:
                             " order by step", as_of)
     d["extract"] = _q(conn, "select step, facts from ops.run_log where as_of_date = %s and"
                             " (step like 'extract:%%' or step like 'intake:%%') order by step", as_of)
-    d["quarantine"] = _q(conn, "select platform, reason, count(*) from raw.quarantine group by 1, 2"
-                               " order by 3 desc limit 10")
+    # by kind of reason (the offending value cut off and redacted: reasons quote it)
+    d["quarantine"] = [[g.platform, g.shop_id, g.kind, g.records, g.open] for g in summarize(conn)[:10]]
     return d
 
 
@@ -170,8 +171,8 @@ def render(d: dict, campaigns: list[dict]) -> str:
         ex_rows.append([step.split(":", 1)[1], int(facts.get("received", 0)), int(facts.get("landed", 0)),
                         int(facts.get("quarantined", 0))])
     ex_table = ch.table(["shop", "received", "landed", "quarantined"], ex_rows)
-    quarantine = ch.table(["platform", "reason", "records"], [[p, r, int(n)] for p, r, n in d["quarantine"]],
-                          numeric_from=2)
+    quarantine = ch.table(["platform", "shop", "reason", "records", "open"],
+                          [[p, s, k, int(n), int(o)] for p, s, k, n, o in d["quarantine"]], numeric_from=3)
     return f"""<!doctype html><html lang="zh-CN"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1"><title>CRM daily report {d['as_of']}</title>
 <style>{ch.CSS}</style></head><body>
@@ -193,7 +194,7 @@ def render(d: dict, campaigns: list[dict]) -> str:
 <section><h2>Messages planned today</h2>{messages}<h2>Not sent, by rule</h2>{supp}</section>
 <section class="wide"><h2>Campaigns vs hold-out (R22)</h2>{camp}</section>
 <section><h2>Data quality</h2>{q_table}</section>
-<section><h2>Landing</h2>{ex_table}<h2>Quarantine (top reasons)</h2>{quarantine}</section>
+<section><h2>Landing</h2>{ex_table}<h2>Quarantine (top reasons; open = no valid version landed since)</h2>{quarantine}</section>
 </main></body></html>"""
 
 
