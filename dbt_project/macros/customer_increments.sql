@@ -167,7 +167,10 @@
 
 {#- The config every consumer shares. -#}
 {%- macro customer_incremental_config() -%}
+    {#- append_new_columns: a release that adds a column adds it here too; its SQL change
+        marks the generation full_rebuild, so every customer's rows are rewritten with it -#}
     {{ return({'materialized': 'incremental', 'incremental_strategy': 'append',
+               'on_schema_change': 'append_new_columns',
                'pre_hook': ["{{ customer_increment_clear() }}"],
                'post_hook': ["{{ customer_increment_record() }}"]}) }}
 {%- endmacro %}

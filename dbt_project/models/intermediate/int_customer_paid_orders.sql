@@ -18,6 +18,9 @@ with gaps as (
         amount_cny,
         cost_cny,
         row_number() over w as n,
+        -- the customer's first paid order: its month and platform are the acquisition cohort
+        date_trunc('month', (first_value(paid_date) over w)::timestamp)::date as cohort_month,
+        first_value(platform) over w as first_platform,
         {{ days_between('paid_at', 'lag(paid_at) over w') }} as gap_days,
         lead(paid_at) over w as next_paid_at
     from {{ ref('int_customer_orders') }}
@@ -33,16 +36,19 @@ running as (
         *,
         array_agg(gap_days) over (partition by customer_id order by paid_at, order_key) as gaps_so_far,
         -- the first paid order of the customer's day, year, and month in a shop; and the
-        -- first repeat order (n > 1) of the day. Day partitions nest in year ones (one sort).
+        -- first repeat order (n > 1) of the day. Day partitions nest in month ones, months in
+        -- years (one sort).
         n = min(n) over d as is_day_first,
         coalesce(n = min(n) filter (where n > 1) over d, false) as is_day_first_repeat,
         n = min(n) over y as is_year_first,
         count(*) over y as year_paid_orders,
+        n = min(n) over m as is_month_first,
         n = min(n) over (partition by customer_id, date_trunc('month', paid_date::timestamp), platform, shop_id)
             as is_month_shop_first
     from gaps
     window y as (partition by customer_id, date_part('year', paid_date)),
-           d as (partition by customer_id, date_part('year', paid_date), paid_date)
+           m as (partition by customer_id, date_part('year', paid_date), date_part('month', paid_date)),
+           d as (partition by customer_id, date_part('year', paid_date), date_part('month', paid_date), paid_date)
 ),
 
 final as (
@@ -60,6 +66,9 @@ final as (
         g.is_day_first_repeat,
         g.is_year_first,
         g.year_paid_orders,
+        g.cohort_month,
+        g.first_platform,
+        g.is_month_first,
         g.is_month_shop_first,
         g.gap_days,
         g.next_paid_at,

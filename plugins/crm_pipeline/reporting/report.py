@@ -15,6 +15,8 @@ from crm_pipeline.load.quarantine import summarize
 from crm_pipeline.reporting import charts as ch
 from crm_pipeline.settings import get_settings
 
+COHORT_MONTHS = 6  # months after the first order the report's cohort table shows
+
 STAGE_ORDER = ["prospect", "new", "returning", "loyal", "win_back", "at_risk", "churned"]
 STAGE_ZH = {"prospect": "潜在 prospect", "new": "新客 new", "returning": "回头客 returning", "loyal": "忠诚 loyal",
             "win_back": "召回 win-back", "at_risk": "流失预警 at risk", "churned": "已流失 churned"}
@@ -69,6 +71,13 @@ def gather(conn, as_of: date) -> dict:
     d["yearly"] = _q(conn, "select year, customers, new_customers, returning_share, repeat_purchase_rate,"
                            " churned_customers, net_customer_growth, win_back_rate, revenue_cny"
                            " from marts.kpi_yearly order by year")
+    # the last twelve acquisition cohorts, all platforms, first six months after (R18, R19)
+    d["cohorts"] = [[m.isoformat(), k, int(size), int(active)] for m, k, size, active in _q(conn, """
+        select cohort_month, months_since_first, sum(cohort_customers), sum(active_customers)
+        from marts.kpi_cohort_retention
+        where cohort_month > (date_trunc('month', %s::date) - interval '12 months')::date
+          and months_since_first <= %s
+        group by 1, 2 order by 1, 2""", as_of, COHORT_MONTHS)]
     list_date = as_of + timedelta(days=1)
     d["calls"] = _q(conn, "select agent, priority_reason, count(*) from outreach.call_list_entries"
                           " where list_date = %s group by 1, 2 order by 1, 2", list_date)
@@ -140,6 +149,13 @@ def render(d: dict, campaigns: list[dict]) -> str:
                        "win-back rate", "revenue ¥"],
                       [[int(r[0]), int(r[1]), int(r[2]), pct(r[3]), pct(r[4]), int(r[5]), int(r[6]), pct(r[7]),
                         float(r[8])] for r in d["yearly"]])
+    cohort_rows: dict[str, list] = {}
+    for month, k, size, active in d["cohorts"]:
+        row = cohort_rows.setdefault(month[:7], [month[:7], size] + [""] * COHORT_MONTHS)
+        if k > 0:
+            row[1 + k] = pct(active / size)
+    cohorts = ch.table(["first paid in", "customers"] + [f"+{k} mo" for k in range(1, COHORT_MONTHS + 1)],
+                       list(cohort_rows.values()))
     calls = ch.table(["agent", "reason", "calls"], [[a, r, int(n)] for a, r, n in d["calls"]], numeric_from=2)
     co = d["call_outcomes"][0] if d["call_outcomes"] else (0, 0, 0, 0)
     messages = ch.table(["type", "status", "messages"], [[t, s, int(n)] for t, s, n in d["messages"]], numeric_from=2)
@@ -189,6 +205,8 @@ def render(d: dict, campaigns: list[dict]) -> str:
 <b>{pct(share80)}</b> of customers.</p></section>
 <section><h2>Membership tiers</h2>{tiers}<p>Tier changes today: {escape(tier_changes)}</p></section>
 <section class="wide"><h2>Shop health by year (R19)</h2>{yearly}</section>
+<section class="wide"><h2>Cohorts: share of each month's new customers buying again N months later</h2>{cohorts}
+<p class="muted">The newest month's column is partial; all cohorts and platforms: marts.kpi_cohort_retention.</p></section>
 <section><h2>Call list for {escape(str(date.fromisoformat(d['as_of']) + timedelta(days=1)))}</h2>{calls}
 <p>Outcomes, last 30 days: {co[0]} recorded · {co[1]} reached · {co[2]} resolved · {co[3]} opted out</p></section>
 <section><h2>Messages planned today</h2>{messages}<h2>Not sent, by rule</h2>{supp}</section>
