@@ -126,6 +126,10 @@ def test_first_run_lands_models_and_sends(two_runs, demo_env):
         groups = summarize(conn)
     report = (home / "out" / "2026-11-20" / "report.html").read_text(encoding="utf-8")
     assert groups and all(f"<td>{escape(g.kind)}</td>" in report for g in groups[:10])
+    # the cohort table: the run's month is the newest cohort row (its new customers, no months after yet)
+    newest = rows(url, "select sum(cohort_customers) from marts.kpi_cohort_retention"
+                       " where cohort_month = %s and months_since_first = 0", AS_OF[:7] + "-01")[0][0]
+    assert newest and f"<tr><td>{AS_OF[:7]}</td><td class='num'>{newest}</td>" in report
 
 
 def test_second_run_changes_nothing(two_runs):
