@@ -194,7 +194,8 @@ def print_summary(s: dict) -> None:
     print("Orders landed per platform (raw, current versions):")
     for k, v in s["raw_landed_by_platform"].items():
         line(k, v)
-    line("quarantined (malformed records)", sum(s["quarantined"].values()))
+    line("quarantined (malformed records)", f"{sum(s['quarantined'].values())} ({s['quarantined_open']} still open:"
+                                            " crm quarantine list)")
     print("Modelled:")
     line("orders in marts.fct_orders", sum(s["orders_by_platform"].values()))
     line("customers after unification", f"{s['customers']} (from {s['identity_nodes']} platform accounts/orders)")

@@ -216,6 +216,7 @@ def summary(as_of: date, url: str | None = None) -> dict:
     """What the demo prints: read back from the warehouse (and the sandbox gateway)."""
     from datetime import timedelta
 
+    from crm_pipeline.load.quarantine import summarize
     from crm_pipeline.warehouse import connect
 
     with connect(url) as conn:
@@ -227,6 +228,7 @@ def summary(as_of: date, url: str | None = None) -> dict:
             "orders_by_platform": dict(q("select platform, count(*) from marts.fct_orders group by 1 order by 1")),
             "raw_landed_by_platform": {},
             "quarantined": dict(q("select platform, count(*) from raw.quarantine group by 1 order by 1")),
+            "quarantined_open": sum(g.open for g in summarize(conn)),  # no valid version landed since (D40)
             "customers": q("select count(*) from marts.dim_customers")[0][0],
             "identity_nodes": q("select count(*) from intermediate.int_identity__resolved")[0][0],
             "rfm_segments": dict(q("select segment, count(*) from marts.customer_rfm group by 1 order by 2 desc")),

@@ -137,6 +137,6 @@ def test_second_run_changes_nothing(two_runs):
     changed = [t for t in after_first if after_first[t] != after_second[t]]
     assert not changed, f"a rerun of {AS_OF} by hand after the DAG run changed {changed}"
     assert second["gateway_messages_received"] == first["gateway_messages_received"], "nothing is sent twice"
-    for key in ("raw_landed_by_platform", "customers", "rfm_segments", "lifecycle_stages", "ledger",
+    for key in ("raw_landed_by_platform", "quarantined", "quarantined_open", "customers", "rfm_segments", "lifecycle_stages", "ledger",
                 "call_list_entries"):
         assert second[key] == first[key], key
