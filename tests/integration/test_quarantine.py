@@ -80,6 +80,10 @@ def test_list_prints_kinds_and_counts_without_the_values(quarantined_world, caps
     assert "unparseable amount" not in out and "3 of 3" in out
     assert cli.main(["quarantine", "list", "--shop", "jd_pop"]) == 0
     assert "nothing quarantined" in capsys.readouterr().out
+    assert cli.main(["quarantine", "list", "--since", "2999-01-01"]) == 0
+    assert "nothing quarantined" in capsys.readouterr().out
+    assert cli.main(["quarantine", "list", "--since", "2000-01-01", "--shop", "shopify_global"]) == 0
+    assert "3 of 4" in capsys.readouterr().out
 
 
 def test_export_writes_full_reasons_payloads_and_status(quarantined_world, tmp_path, capsys):
