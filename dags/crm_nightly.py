@@ -7,6 +7,8 @@ time zone, or the `as_of_date` param) and has the day's work ready before 08:00:
 1. **extract** — every shop in `config/shops.yml`, mapped per platform
    (Taobao/Tmall, JD, Shopify, WooCommerce, Youzan) plus spreadsheets from the intake
    inbox; incremental from the warehouse watermark; outlets = raw tables.
+   Malformed records go to `raw.quarantine` with their reason, never dropped
+   (`crm quarantine list` shows what is still open).
 2. **quality_raw** — Great Expectations `raw_landing` checkpoint; a critical
    failure stops the run here: nothing is modelled or sent.
 3. **transform** — the dbt project via Cosmos (model, then its tests), then
