@@ -105,3 +105,24 @@ def test_export_writes_full_reasons_payloads_and_status(quarantined_world, tmp_p
     with open(target, encoding="utf-8-sig", newline="") as fh:
         assert sorted(r["record_ref"] for r in csv.DictReader(fh)) == ["", "3", "5"]
     assert cli.main(["quarantine", "export"]) == 2
+
+
+def test_a_failed_export_leaves_the_previous_file_and_no_partial_one(quarantined_world, tmp_path, monkeypatch):
+    from crm_pipeline.load import quarantine
+    from crm_pipeline.warehouse import connect
+
+    target = tmp_path / "q.csv"
+    target.write_text("yesterday's export\n", encoding="utf-8")
+    seen = []
+
+    def breaks_on_the_third(reason):
+        seen.append(reason)
+        if len(seen) == 3:
+            raise RuntimeError("disk full")
+        return "kind"
+
+    monkeypatch.setattr(quarantine, "reason_kind", breaks_on_the_third)
+    with connect(quarantined_world) as conn, pytest.raises(RuntimeError, match="disk full"):
+        quarantine.export(conn, target)
+    assert target.read_text(encoding="utf-8") == "yesterday's export\n"
+    assert list(tmp_path.iterdir()) == [target]

@@ -41,11 +41,11 @@ def reason_kind(reason: str) -> str:
     return redact(text) or "unknown"
 
 
-def _rows_sql(platform: str, table: str) -> str:
+def _rows_sql(platform: str, table: str, with_payload: bool) -> str:
     # the first later batch that landed a valid version of this order, if any
     return (
         "select q.quarantine_id, q.platform, q.shop_id, q.batch_id, q.record_ref, q.reason,"
-        " q.quarantined_at, q.payload,"
+        f" q.quarantined_at, {'q.payload' if with_payload else 'null'} as payload,"
         f" (select v.batch_id from raw.{table}_versions v"
         "   where v.shop_id = q.shop_id and v.order_id = q.record_ref"
         "     and v.batch_id <> q.batch_id and v.loaded_at > q.quarantined_at"
@@ -56,10 +56,12 @@ def _rows_sql(platform: str, table: str) -> str:
     )
 
 
-def _select(conn, shop: str | None, since: date | None):
-    sql = " union all ".join(_rows_sql(name, spec.raw_table) for name, spec in PLATFORMS.items())
-    return conn.execute(f"select * from ({sql}) r order by quarantined_at, quarantine_id",
-                        {"shop": shop, "since": since})
+def _select(conn, shop: str | None, since: date | None, with_payload: bool = False):
+    sql = " union all ".join(_rows_sql(name, spec.raw_table, with_payload) for name, spec in PLATFORMS.items())
+    # a server-side cursor: an export streams however many records there are
+    cur = conn.cursor(name="quarantine_rows")
+    cur.execute(f"select * from ({sql}) r order by quarantined_at, quarantine_id", {"shop": shop, "since": since})
+    return cur
 
 
 @dataclass
@@ -76,13 +78,14 @@ class Group:
 def summarize(conn, shop: str | None = None, since: date | None = None) -> list[Group]:
     """Quarantine by platform, shop and kind of reason; most open first."""
     groups: dict[tuple[str, str, str], Group] = {}
-    for _qid, platform, shop_id, _batch, _ref, reason, at, _payload, resolved_by in _select(conn, shop, since):
-        key = (platform, shop_id, reason_kind(reason))
-        g = groups.setdefault(key, Group(*key))
-        g.records += 1
-        g.open += resolved_by is None
-        g.first = at if g.first is None else min(g.first, at)
-        g.last = at if g.last is None else max(g.last, at)
+    with _select(conn, shop, since) as cur:
+        for _qid, platform, shop_id, _batch, _ref, reason, at, _payload, resolved_by in cur:
+            key = (platform, shop_id, reason_kind(reason))
+            g = groups.setdefault(key, Group(*key))
+            g.records += 1
+            g.open += resolved_by is None
+            g.first = at if g.first is None else min(g.first, at)
+            g.last = at if g.last is None else max(g.last, at)
     return sorted(groups.values(), key=lambda g: (-g.open, -g.records, g.platform, g.shop_id, g.kind))
 
 
@@ -98,14 +101,17 @@ def export(conn, path: Path, shop: str | None = None, since: date | None = None,
     path = Path(path)
     tmp = path.with_name(path.name + ".partial")
     written = 0
-    with open(tmp, "w", encoding="utf-8-sig", newline="") as fh:
-        out = csv.writer(fh)
-        out.writerow(EXPORT_COLUMNS)
-        for qid, platform, shop_id, batch, ref, reason, at, payload, resolved_by in _select(conn, shop, since):
-            if open_only and resolved_by is not None:
-                continue
-            out.writerow([qid, platform, shop_id, batch, ref or "", reason_kind(reason), reason, at.isoformat(),
-                          "open" if resolved_by is None else "resolved", resolved_by or "", payload])
-            written += 1
-    tmp.replace(path)
+    try:
+        with open(tmp, "w", encoding="utf-8-sig", newline="") as fh, _select(conn, shop, since, True) as cur:
+            out = csv.writer(fh)
+            out.writerow(EXPORT_COLUMNS)
+            for qid, platform, shop_id, batch, ref, reason, at, payload, resolved_by in cur:
+                if open_only and resolved_by is not None:
+                    continue
+                out.writerow([qid, platform, shop_id, batch, ref or "", reason_kind(reason), reason, at.isoformat(),
+                              "open" if resolved_by is None else "resolved", resolved_by or "", payload])
+                written += 1
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)
     return written
