@@ -10,6 +10,15 @@ from datetime import date
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
+
+# Property tests: `make test` (and CI) draws the same examples every run, so a red run is
+# reproducible and never a roll of the dice; `--hypothesis-profile=explore` searches with
+# fresh random examples, many more of them, to find new counterexamples (then pin each
+# with @example).
+settings.register_profile("default", derandomize=True, database=None)
+settings.register_profile("explore", max_examples=5000, derandomize=False)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
 ROOT = Path(__file__).resolve().parents[1]
 TEST_PERSONS = int(os.environ.get("CRM_TEST_PERSONS", "600"))

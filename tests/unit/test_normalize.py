@@ -2,7 +2,7 @@
 
 import phonenumbers
 from crm_pipeline.load.normalize import normalize_email, normalize_phone
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 
@@ -29,16 +29,24 @@ def test_international_and_landline_numbers_go_through_phonenumbers():
 
 @given(st.sampled_from("3456789"), st.integers(min_value=0, max_value=99), st.integers(min_value=0, max_value=10**8 - 1),
        st.sampled_from(["", "+86", "86", "+86 "]))
+# 179xx is also China's IP-dialing prefix: phonenumbers strips "17900" as a carrier code and
+# then cannot parse the rest (found by this test in a clean-clone run, seeds differ per run)
+@example(second="7", third=90, rest=21100, prefix="")
+@example(second="7", third=90, rest=21000, prefix="")
 def test_fast_path_agrees_with_phonenumbers(second, third, rest, prefix):
     digits = f"1{second}{third:02d}{rest:08d}"[:11]
     raw = prefix + digits
     ours = normalize_phone(raw)
-    parsed = phonenumbers.parse(raw, "CN")
-    if phonenumbers.is_valid_number(parsed):
+    try:
+        parsed = phonenumbers.parse(raw, "CN")
+    except phonenumbers.NumberParseException:
+        parsed = None
+    if parsed is not None and phonenumbers.is_valid_number(parsed):
         assert ours.e164 == phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
     else:
-        # numbers the library does not know as allocated still normalize (the shape is right)
-        assert ours.e164 == "+86" + digits
+        # numbers the library does not know as allocated, or cannot read, still normalize:
+        # the shape (eleven digits, 1[3-9]) is a mainland mobile's
+        assert ours == ("+86" + digits, "ok")
 
 
 def test_email_is_lowercased_and_junk_dropped():
