@@ -126,3 +126,35 @@ def test_a_failed_export_leaves_the_previous_file_and_no_partial_one(quarantined
         quarantine.export(conn, target)
     assert target.read_text(encoding="utf-8") == "yesterday's export\n"
     assert list(tmp_path.iterdir()) == [target]
+
+
+def test_a_shop_whose_last_run_was_mostly_quarantined_stops_the_run(make_database):
+    """A platform that changed its status list sends most of a night to quarantine: the
+    raw_landing checkpoint fails (nothing is modelled or sent, D44); an earlier bad run
+    superseded by a healthy one does not; a smaller share is a warning."""
+    import psycopg
+    from crm_pipeline.quality.runner import QualityError, run_checkpoint
+
+    url = make_database("qshare")
+
+    def batch(batch_id, shop_id, received, quarantined, minutes):
+        with psycopg.connect(url) as conn:
+            conn.execute("insert into ops.load_batches (batch_id, platform, shop_id, mode, status, started_at,"
+                         " received, landed, quarantined) values (%s, 'taobao', %s, 'nightly', 'succeeded',"
+                         " timestamptz '2026-11-20 02:00+08' + make_interval(mins => %s), %s, %s, %s)",
+                         (batch_id, shop_id, minutes, received, received - quarantined, quarantined))
+
+    batch("b1", "tmall_flagship", 400, 390, 0)
+    batch("b2", "taobao_outlet", 19, 19, 0)  # too few records to judge
+    with pytest.raises(QualityError, match="raw_quarantine_share") as failed:
+        run_checkpoint("raw_landing", url=url, record=False)
+    assert "over 50%" in str(failed.value) and "crm quarantine list" in str(failed.value)
+
+    batch("b3", "tmall_flagship", 400, 30, 60)  # the next run: 7.5% quarantined
+    result = run_checkpoint("raw_landing", url=url, record=False)
+    assert not result.critical
+    assert [f["suite"] for f in result.warnings if f["suite"] == "raw_quarantine_share"] == ["raw_quarantine_share"]
+
+    batch("b4", "tmall_flagship", 400, 2, 120)
+    result = run_checkpoint("raw_landing", url=url, record=False)
+    assert not result.critical and not [f for f in result.warnings if f["suite"] == "raw_quarantine_share"]

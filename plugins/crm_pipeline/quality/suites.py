@@ -96,8 +96,39 @@ def _raw_suite(platform: str) -> Suite:
     )
 
 
+# A shop's last run quarantining this share of what it received (with at least
+# QUARANTINE_MIN_RECEIVED records) is a warning; QUARANTINE_CRITICAL_SHARE stops the
+# run before anything is modelled or sent: a platform that changed its status list or
+# date format would otherwise leave paid orders unpaid in the marts, and payment
+# reminders would go to customers who paid (D44).
+QUARANTINE_WARNING_SHARE = 0.05
+QUARANTINE_CRITICAL_SHARE = 0.5
+QUARANTINE_MIN_RECEIVED = 20
+
+
+def quarantine_share_suite() -> Suite:
+    def over(share: float) -> str:
+        return (f"select * from {{batch}} where received >= {QUARANTINE_MIN_RECEIVED}"
+                f" and quarantined > {share} * received")
+
+    return Suite(
+        name="raw_quarantine_share",
+        schema="ops",
+        table="v_latest_load_batches",
+        checks=[
+            Check("unexpected_rows_expectation", {"unexpected_rows_query": over(QUARANTINE_CRITICAL_SHARE)},
+                  description=f"no shop's last run quarantined over {QUARANTINE_CRITICAL_SHARE:.0%} of what it"
+                              " received (a platform format change?); crm quarantine list --shop SHOP"),
+            Check("unexpected_rows_expectation", {"unexpected_rows_query": over(QUARANTINE_WARNING_SHARE)},
+                  severity="warning",
+                  description=f"no shop's last run quarantined over {QUARANTINE_WARNING_SHARE:.0%} of what it"
+                              " received"),
+        ],
+    )
+
+
 def raw_suites() -> list[Suite]:
-    return [_raw_suite(p) for p in PLATFORMS]
+    return [_raw_suite(p) for p in PLATFORMS] + [quarantine_share_suite()]
 
 
 def outbound_suites() -> list[Suite]:
