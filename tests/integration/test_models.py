@@ -167,24 +167,24 @@ def test_kpis_agree_with_orders(modeled):
                                     f" count(distinct customer_id) from ({as_of}) o group by 1, 2, 3 order by 1, 2, 3")
     # acquisition cohorts (R18, R19): the cohort carried by the paid sequence and its flagged
     # month-first orders against count(distinct) over the orders; months nobody bought in are 0
-    cohorts = rows(modeled, "select cohort_month, first_platform, activity_month, cohort_customers, active_customers,"
-                            " paid_orders, revenue_cny from marts.kpi_cohort_retention where active_customers > 0"
-                            " order by 1, 2, 3")
+    cohorts = rows(modeled, "select cohort_month, first_platform, first_shop_id, activity_month, cohort_customers,"
+                            " active_customers, paid_orders, revenue_cny from marts.kpi_cohort_retention"
+                            " where active_customers > 0 order by 1, 2, 3, 4")
     assert cohorts == rows(modeled, f"""
         with o as ({as_of}),
         f as (select distinct on (customer_id) customer_id, date_trunc('month', paid_date::timestamp)::date as cohort,
-                     platform from o order by customer_id, paid_at, order_key),
-        c as (select cohort, platform, count(*) as size from f group by 1, 2)
-        select f.cohort, f.platform, date_trunc('month', o.paid_date::timestamp)::date, c.size,
+                     platform, shop_id from o order by customer_id, paid_at, order_key),
+        c as (select cohort, shop_id, count(*) as size from f group by 1, 2)
+        select f.cohort, f.platform, f.shop_id, date_trunc('month', o.paid_date::timestamp)::date, c.size,
                count(distinct o.customer_id), count(*), sum(o.amount_cny)
-        from o join f using (customer_id) join c on c.cohort = f.cohort and c.platform = f.platform
-        group by 1, 2, 3, 4 order by 1, 2, 3""")
+        from o join f using (customer_id) join c on c.cohort = f.cohort and c.shop_id = f.shop_id
+        group by 1, 2, 3, 4, 5 order by 1, 2, 3, 4""")
     grid = rows(modeled, "select count(*), count(*) filter (where active_customers = 0),"
                          " min(activity_month), max(activity_month) from marts.kpi_cohort_retention")[0]
     assert grid[1] > 0 and grid[3] == MODEL_AS_OF.replace(day=1), "empty months are rows, up to the run's month"
     assert grid[0] == rows(modeled, "select sum((date_part('year', %s::date) - date_part('year', c)) * 12"
                                     " + date_part('month', %s::date) - date_part('month', c) + 1)::int from"
-                                    " (select distinct cohort_month as c, first_platform"
+                                    " (select distinct cohort_month as c, first_shop_id"
                                     "  from marts.kpi_cohort_retention) x", MODEL_AS_OF, MODEL_AS_OF)[0][0]
     pareto = rows(modeled, "select max(cum_revenue_share) from marts.customer_pareto")[0][0]
     assert float(pareto) == pytest.approx(1.0)
@@ -282,7 +282,7 @@ INCREMENTAL_TABLES = {
     "marts.kpi_daily": "kpi_date", "intermediate.int_customer_profile": "customer_id",
     "marts.kpi_platform_monthly": "month, platform, shop_id", "marts.customer_tiers": "customer_id",
     "intermediate.int_customer_totals": "customer_id", "marts.customer_tier_thresholds": "tier",
-    "marts.kpi_cohort_retention": "cohort_month, first_platform, months_since_first",
+    "marts.kpi_cohort_retention": "cohort_month, first_shop_id, months_since_first",
 }
 
 

@@ -18,9 +18,10 @@ with gaps as (
         amount_cny,
         cost_cny,
         row_number() over w as n,
-        -- the customer's first paid order: its month and platform are the acquisition cohort
+        -- the customer's first paid order: its month, platform and shop are the acquisition cohort
         date_trunc('month', (first_value(paid_date) over w)::timestamp)::date as cohort_month,
         first_value(platform) over w as first_platform,
+        first_value(shop_id) over w as first_shop_id,
         {{ days_between('paid_at', 'lag(paid_at) over w') }} as gap_days,
         lead(paid_at) over w as next_paid_at
     from {{ ref('int_customer_orders') }}
@@ -68,6 +69,7 @@ final as (
         g.year_paid_orders,
         g.cohort_month,
         g.first_platform,
+        g.first_shop_id,
         g.is_month_first,
         g.is_month_shop_first,
         g.gap_days,
