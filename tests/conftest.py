@@ -18,7 +18,7 @@ from hypothesis import settings
 # with @example).
 settings.register_profile("default", derandomize=True, database=None)
 settings.register_profile("explore", max_examples=5000, derandomize=False)
-settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
+settings.load_profile("default")
 
 ROOT = Path(__file__).resolve().parents[1]
 TEST_PERSONS = int(os.environ.get("CRM_TEST_PERSONS", "600"))

@@ -223,12 +223,16 @@ def summary(as_of: date, url: str | None = None) -> dict:
         def q(sql, *args):
             return conn.execute(sql, args).fetchall()
 
+        quarantine = summarize(conn)  # one pass: records per platform, and those still open (D40)
+        quarantined: dict[str, int] = {}
+        for g in sorted(quarantine, key=lambda g: g.platform):
+            quarantined[g.platform] = quarantined.get(g.platform, 0) + g.records
         out = {
             "as_of_date": as_of.isoformat(),
             "orders_by_platform": dict(q("select platform, count(*) from marts.fct_orders group by 1 order by 1")),
             "raw_landed_by_platform": {},
-            "quarantined": dict(q("select platform, count(*) from raw.quarantine group by 1 order by 1")),
-            "quarantined_open": sum(g.open for g in summarize(conn)),  # no valid version landed since (D40)
+            "quarantined": quarantined,
+            "quarantined_open": sum(g.open for g in quarantine),
             "customers": q("select count(*) from marts.dim_customers")[0][0],
             "identity_nodes": q("select count(*) from intermediate.int_identity__resolved")[0][0],
             "rfm_segments": dict(q("select segment, count(*) from marts.customer_rfm group by 1 order by 2 desc")),
