@@ -6,6 +6,10 @@ Payment reminders (R5) and shipment notices (R6) are useless a day late. Every
 from every API shop, refreshes orders and customers in dbt, and plans and
 pushes **only those two transactional types** through the same contact
 policy and ledger as the nightly run (so nothing is ever sent twice).
+
+A shop that cannot be read does not hold up the others: their messages go out,
+that shop's payment reminders are held (its orders may have been paid since), and
+the run then fails naming it (DECISIONLOG D45).
 """
 
 from __future__ import annotations

@@ -9,13 +9,20 @@ time zone, or the `as_of_date` param) and has the day's work ready before 08:00:
    inbox; incremental from the warehouse watermark; outlets = raw tables.
    Malformed records go to `raw.quarantine` with their reason, never dropped
    (`crm quarantine list` shows what is still open).
+   A shop that cannot be read (after retries) does not stop the others: with
+   `CRM_ON_SHOP_FAILURE=continue` (default) **check_extraction** lets the night go on,
+   its data stays as of its last good run, and messages that its missing data could
+   contradict (payment reminders for its orders; cadence, repurchase and care
+   messages for its buyers) are held. **finish_night** then fails the run, naming
+   the shop: fix it and clear the failed extract task with its downstream.
+   `stop` ends the night at check_extraction, as does no API shop being current.
 2. **quality_raw** — Great Expectations `raw_landing` checkpoint; a critical
    failure stops the run here: nothing is modelled or sent.
 3. **transform** — the dbt project via Cosmos (model, then its tests), then
    the dbt unit tests.
 4. **outreach** — triggers and campaigns planned into the ledger, the
    `outbound` GX checkpoint, the push to the gateways; the call list.
-5. **report** — `out/<date>/report.html`.
+5. **report** — `out/<date>/report.html` (shops not current are named at the top).
 
 Params: `as_of_date` (YYYY-MM-DD), `shops` (subset), `backfill_from` /
 `backfill_to` (re-extract a date range through the platforms' backfill APIs).
@@ -62,10 +69,11 @@ def crm_nightly():
 
     landed = extract()
     prepared >> landed
+    checked = t.check_extraction(as_of)
     quality_raw = t.quality_check.override(task_id="quality_raw")("raw_landing", as_of)
     transform = dbt_task_group()
     unit_tests = t.dbt_unit_tests()
-    landed >> quality_raw >> transform >> unit_tests >> t.refresh_analyst_views()
+    landed >> checked >> quality_raw >> transform >> unit_tests >> t.refresh_analyst_views()
 
     @task_group(group_id="outreach")
     def outreach():
@@ -75,7 +83,7 @@ def crm_nightly():
         planned >> calls >> outbound >> t.push_messages(as_of)
 
     done = outreach()
-    unit_tests >> done >> t.daily_report(as_of)
+    unit_tests >> done >> t.daily_report(as_of) >> t.finish_night(as_of)
 
 
 crm_nightly()

@@ -31,6 +31,8 @@ os.environ.setdefault("AIRFLOW__COSMOS__ENABLE_TELEMETRY", "False")
 # dbt artifacts of test runs never overwrite the project's target/ (the DAG renders from it)
 os.environ.setdefault("DBT_TARGET_PATH", tempfile.mkdtemp(prefix="crm_dbt_target_"))
 os.environ.setdefault("DBT_LOG_PATH", os.environ["DBT_TARGET_PATH"])
+# an empty spreadsheet inbox: the demo's files would make its intake shop look stale (D45)
+os.environ.setdefault("CRM_INTAKE_DIR", tempfile.mkdtemp(prefix="crm_inbox_"))
 
 
 def pytest_configure(config):

@@ -191,6 +191,10 @@ def print_summary(s: dict) -> None:
         print(f"  {label:<34} {value}")
 
     print(f"\nCRM nightly run for business day {s['as_of_date']} — read back from the warehouse\n")
+    if s.get("stale_shops"):
+        print("PARTIAL NIGHT: shops not read up to the end of the day (their data is as of their last good run):")
+        for text in s["stale_shops"]:
+            print(f"  {text}")
     print("Orders landed per platform (raw, current versions):")
     for k, v in s["raw_landed_by_platform"].items():
         line(k, v)
@@ -245,14 +249,25 @@ def cmd_demo(args) -> int:
 def cmd_run(args) -> int:
     """The nightly steps without Airflow (same functions the DAG calls)."""
     from crm_pipeline import pipeline as p
+    from crm_pipeline.extract.base import ExtractError
+    from crm_pipeline.extract.freshness import StaleShopsError
+    from crm_pipeline.extract.intake import IntakeError
 
     ensure_environment(start_sandbox=args.sandbox)
     as_of = args.date
+    # like the DAG (D45): a shop that fails does not stop the others; check_extraction decides
     for shop_id in p.api_shop_ids():
         _progress(f"extract {shop_id}")
-        p.extract_shop(shop_id, as_of)
+        try:
+            p.extract_shop(shop_id, as_of)
+        except ExtractError as exc:
+            print(f"extract {shop_id} failed: {exc}", file=sys.stderr)
     for shop_id in p.intake_shop_ids():
-        p.intake_shop(shop_id, as_of)
+        try:
+            p.intake_shop(shop_id, as_of)
+        except (ExtractError, IntakeError) as exc:
+            print(f"intake {shop_id} failed: {exc}", file=sys.stderr)
+    p.check_extraction(as_of)
     _progress("quality raw_landing")
     p.quality("raw_landing", as_of)
     _progress("dbt build")
@@ -268,6 +283,11 @@ def cmd_run(args) -> int:
     print(publish_docs(as_of))
     if args.json:
         Path(args.json).write_text(json.dumps(p.summary(as_of), indent=2, ensure_ascii=False, default=str))
+    try:
+        p.finish_night(as_of)
+    except StaleShopsError as exc:
+        print(str(exc), file=sys.stderr)
+        return EXIT_FAILED
     return EXIT_OK
 
 

@@ -93,6 +93,45 @@ def intake_shop(shop_id: str, as_of: date, url: str | None = None) -> dict:
     return totals
 
 
+def check_extraction(as_of: date, url: str | None = None) -> dict:
+    """After the extract step: which shops are not current for the day (D45).
+
+    Recorded in ops.run_log (step ``check:freshness``) for the report and the end of
+    the night; raises StaleShopsError when the night must stop (CRM_ON_SHOP_FAILURE=stop,
+    or no API shop is current)."""
+    from crm_pipeline.extract.freshness import gate, on_shop_failure, shop_freshness
+    from crm_pipeline.warehouse import connect
+
+    policy = on_shop_failure()
+    with connect(url) as conn:
+        freshness = shop_freshness(conn, as_of)
+    stale = [f for f in freshness if f.stale]
+    facts = {"policy": policy, "shops": len(freshness), "stale": [f.as_fact() for f in stale]}
+    record(as_of, "check:freshness", facts, url)
+    for f in stale:
+        log.warning("shop not current for %s: %s", as_of, f.describe())
+    gate(freshness, policy)
+    return facts
+
+
+def finish_night(as_of: date, url: str | None = None) -> dict:
+    """The last step: a night that went on without some shops ends failed, naming them (D45)."""
+    from crm_pipeline.extract.freshness import StaleShopsError
+    from crm_pipeline.warehouse import connect
+
+    with connect(url) as conn:
+        row = conn.execute("select facts from ops.run_log where as_of_date = %s and step = 'check:freshness'",
+                           (as_of,)).fetchone()
+    stale = (row[0] if row else {}).get("stale") or []
+    if stale:
+        lines = "\n  ".join(f["describe"] for f in stale)
+        raise StaleShopsError(
+            f"business day {as_of} ran without {len(stale)} shop(s); their messages that missing data could "
+            f"contradict were held (outreach.suppressions rule shop_data_stale). Fix the cause, then rerun the "
+            f"failed extract task(s) with their downstream tasks:\n  {lines}", stale)
+    return {"stale": 0}
+
+
 def transform(as_of: date, url: str | None = None, select: str | None = None, full_refresh: bool = False) -> None:
     """dbt seed + build (outside Airflow; the DAG renders the same project with Cosmos)."""
     from crm_pipeline.transform.dbt import run_dbt
@@ -126,9 +165,10 @@ def plan_outreach(as_of: date, url: str | None = None, only: tuple[str, ...] | N
     from datetime import timedelta
 
     from crm_pipeline.clock import now
+    from crm_pipeline.extract.freshness import HOLD_RULE, shop_freshness
     from crm_pipeline.outreach import campaigns as camp
     from crm_pipeline.outreach import triggers
-    from crm_pipeline.outreach.ledger import plan
+    from crm_pipeline.outreach.ledger import hold, plan
     from crm_pipeline.outreach.push import OptOutWatch
     from crm_pipeline.warehouse import connect
 
@@ -140,8 +180,19 @@ def plan_outreach(as_of: date, url: str | None = None, only: tuple[str, ...] | N
         # messages still waiting from earlier plans whose customer has opted out since
         # (R13): cancelled here, so the outbound check that follows finds none
         facts["cancelled_opted_out"] = OptOutWatch().cancel_new(conn)
-        proposals = triggers.propose_all(conn, as_of, moment, settings.timezone, only=only)
-        for kind, items in proposals.items():
+        # shops whose data is not current hold what their missing data could contradict (D45)
+        freshness = {f.shop_id: f for f in shop_freshness(
+            conn, as_of, due_at=None if only is None else moment - timedelta(minutes=settings.intraday_minutes))
+            if f.stale}
+        proposed = triggers.propose_all(conn, as_of, moment, settings.timezone, only=only,
+                                        stale_shops=sorted(freshness))
+        keys = [p.candidate.key for items in proposed.by_kind.values() for p in items]
+        facts["held"] = hold(conn, proposed.held, as_of, HOLD_RULE,
+                             {s: f"shop data not current (D45): {f.describe()}" for s, f in freshness.items()},
+                             keys + [p.candidate.key for p, _ in proposed.held])
+        facts["alerts_held"] = proposed.alerts_held
+        facts["stale_shops"] = sorted(freshness)
+        for kind, items in proposed.by_kind.items():
             stats = plan(conn, items, policy, moment, as_of, settings.config_dir / "templates",
                          gw_config.get("shop_name", ""))
             facts["triggers"][kind] = stats.as_dict()
@@ -241,6 +292,9 @@ def summary(as_of: date, url: str | None = None) -> dict:
             "tiers": dict(q("select tier, count(*) from marts.customer_tiers group by 1 order by 1")),
             "ledger": dict(q("select status, count(*) from outreach.message_ledger group by 1 order by 1")),
             "suppressed": dict(q("select rule, count(*) from outreach.suppressions group by 1 order by 2 desc")),
+            "stale_shops": [f["describe"] for f in ((q("select facts from ops.run_log where as_of_date = %s"
+                                                       " and step = 'check:freshness'", as_of) or [[{}]])[0][0]
+                                                    .get("stale") or [])],
             "call_list_entries": q("select count(*) from outreach.call_list_entries where list_date = %s",
                                    as_of + timedelta(days=1))[0][0],
         }
@@ -273,4 +327,4 @@ def intraday_transactional(as_of: date, url: str | None = None) -> dict:
     run_dbt(["run", "--select", "+fct_orders", "+dim_customers"], as_of, url)
     plan = plan_outreach(as_of, url, only=("payment_reminder", "shipment_notice"))
     push = push_messages(as_of, url, message_types=INTRADAY_TYPES)
-    return {"plan": plan["triggers"], "push": push}
+    return {"plan": plan["triggers"], "held": plan["held"], "stale_shops": plan["stale_shops"], "push": push}

@@ -44,6 +44,7 @@ ENV_VARS: dict[str, tuple[str, str]] = {
     "CRM_INTRADAY_MINUTES": ("30", "Interval of the intraday transactional DAG."),
     "CRM_NOW": ("", "Pin the pipeline clock (ISO 8601 with offset); `make demo` pins the morning after CRM_DEMO_DATE."),
     "CRM_NIGHTLY_CRON": ("30 2 * * *", "Nightly schedule in CRM_TIMEZONE (lists ready well before 08:00)."),
+    "CRM_ON_SHOP_FAILURE": ("continue", "A shop that could not be read: `continue` the night for the others (messages that its missing data could contradict are held; the run ends failed) or `stop` the night (D45)."),
     "CRM_ANALYST_PASSWORD": ("", "`crm setup-roles`: login password for crm_analyst (unset = role without login)."),
     "CRM_OPS_PASSWORD": ("", "`crm setup-roles`: login password for crm_ops (unset = role without login)."),
 }
@@ -85,6 +86,7 @@ class Settings:
     alert_email: str
     intraday_minutes: int
     nightly_cron: str
+    on_shop_failure: str = "continue"
     extra: dict = field(default_factory=dict)
 
     @property
@@ -132,6 +134,7 @@ def get_settings() -> Settings:
         alert_email=_env("CRM_ALERT_EMAIL", ""),
         intraday_minutes=int(_env("CRM_INTRADAY_MINUTES", "30")),
         nightly_cron=_env("CRM_NIGHTLY_CRON", "30 2 * * *"),
+        on_shop_failure=_env("CRM_ON_SHOP_FAILURE", "continue").strip().lower(),
     )
 
 

@@ -80,3 +80,23 @@ def test_nightly_schedule_is_in_shop_time_zone(dagbag):
     timetable = dagbag.dags["crm_nightly"].timetable
     assert str(timetable._timezone.name if hasattr(timetable._timezone, "name") else timetable._timezone) == "Asia/Shanghai"
     assert timetable.summary == "30 2 * * *"
+
+
+def test_one_shop_failing_does_not_stop_the_others_but_fails_the_run(dagbag):
+    """D45: the gate after extraction runs whatever the extract tasks ended in (while at
+    least one succeeded) and stays upstream of everything that models or sends; the run
+    ends in finish_night, a leaf after the report, so a partial night shows failed."""
+    dag = dagbag.dags["crm_nightly"]
+    gate = dag.get_task("check_extraction")
+    assert gate.trigger_rule == "all_done_min_one_success"
+    assert any(up.startswith("extract.extract_") for up in gate.upstream_task_ids)
+    assert gate.downstream_task_ids == {"quality_raw"}
+    assert dag.get_task("quality_raw").trigger_rule == "all_success"
+    finish = dag.get_task("finish_night")
+    assert finish.upstream_task_ids == {"daily_report", "resolve_as_of"} and not finish.downstream_task_ids
+    # Airflow judges a run by its leaves: none may pass over a failure upstream
+    leaves = [t for t in dag.tasks if not t.downstream_task_ids]
+    assert "finish_night" in {t.task_id for t in leaves}
+    assert all(t.trigger_rule == "all_success" for t in leaves), [(t.task_id, t.trigger_rule) for t in leaves]
+    intraday = dagbag.dags["crm_intraday"].get_task("intraday_transactional")
+    assert intraday.trigger_rule == "all_done_min_one_success"

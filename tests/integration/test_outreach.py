@@ -3,6 +3,7 @@ exactly-once pushes to the sandbox gateways under faults, opt-outs, call lists."
 
 from __future__ import annotations
 
+import os
 from collections import Counter
 
 import pytest
@@ -322,3 +323,135 @@ def test_intraday_sends_only_transactional_types_through_the_same_ledger(modeled
     assert len(keys) == len(set(keys))
     sms = [(m["out_id"], m["to"]) for m in gateway_messages(sandbox) if m["gateway"] == "aliyun"]
     assert len(sms) == len(set(sms))
+
+
+ABSENCE_TYPES = ("payment_reminder", "payment_reminder_flash", "care", "repurchase_reminder")  # + cadence_d*
+
+
+def _absence_based(message_type: str) -> bool:
+    return message_type in ABSENCE_TYPES or message_type.startswith("cadence_")
+
+
+def test_a_shop_not_read_holds_what_its_missing_data_could_contradict(planned, modeled, clone_database):
+    """D45: last night's extraction of one shop failed (its watermark stayed a day behind).
+    Its payment reminders, and the cadence, repurchase and care messages of its buyers, are
+    held with a reason; everything else is planned as usual; once the shop is read, a replan
+    of the same day plans exactly what a full night would have."""
+    from crm_pipeline import pipeline
+    from crm_pipeline.clock import now
+    from crm_pipeline.outreach import triggers
+    from crm_pipeline.settings import get_settings
+    from crm_pipeline.warehouse import connect
+
+    stale, platform = "tmall_flagship", "taobao"
+    url = clone_database(modeled, "stale_shop")
+    # the small test world has no order left unpaid this morning: one in each of two shops
+    for shop_id in (stale, "jd_pop"):
+        assert rows(url, """
+            update marts.fct_orders set status = 'unpaid', is_paid = false, paid_at = null, paid_date = null,
+                   shipped_at = null, created_at = %s - interval '3 hours'
+            where order_key = (
+                select o.order_key from marts.fct_orders o join marts.dim_customers c using (customer_id)
+                where o.shop_id = %s and c.phone_e164 is not null and o.created_at < now() - interval '30 days'
+                  and not exists (select 1 from marts.fct_orders p where p.customer_id = o.customer_id
+                                  and p.paid_at > now() - interval '5 days')
+                order by o.order_key limit 1)
+            returning order_key""", now(), shop_id)
+    with connect(url) as conn:  # what a night with every shop current would propose
+        full = triggers.propose_all(conn, MODEL_AS_OF, now(), get_settings().timezone)
+    full_keys = {p.candidate.key for items in full.by_kind.values() for p in items}
+    assert not full.held and len(full.by_kind["payment_reminder"]) >= 2
+    rows(url, "update ops.watermarks set watermark = watermark - interval '1 day' where shop_id = %s returning 1", stale)
+
+    facts = pipeline.plan_outreach(MODEL_AS_OF, url)
+    assert facts["stale_shops"] == [stale]
+    held = rows(url, "select message_type, customer_id, idempotency_key, detail from outreach.suppressions"
+                     " where rule = 'shop_data_stale'")
+    held_types = Counter(r[0] for r in held)
+    assert held_types["payment_reminder"] > 0 and any(t.startswith("cadence_") for t in held_types), held_types
+    assert all(_absence_based(t) for t in held_types), held_types
+    assert all(r[3].startswith(f"shop data not current (D45): {platform}/{stale}: read up to") for r in held)
+    assert sum(facts["held"].values()) == len(held)
+    exposed = {r[0] for r in rows(url, "select distinct customer_id from marts.fct_orders where shop_id = %s", stale)}
+    ledger = rows(url, "select l.idempotency_key, l.message_type, l.customer_id, o.shop_id"
+                       " from outreach.message_ledger l left join marts.fct_orders o using (order_key)")
+    assert ledger
+    assert not [r for r in ledger if r[1].startswith("payment_reminder") and r[3] == stale]
+    assert not [r for r in ledger if _absence_based(r[1]) and not r[1].startswith("payment") and r[2] in exposed]
+    # what did happen still goes out: the stale shop's shipment notices, the other shops' reminders
+    assert [r for r in ledger if r[1] == "shipment_notice" and r[3] == stale]
+    assert [r for r in ledger if r[1] == "payment_reminder" and r[3] != stale]
+
+    # a rerun with the shop still not read changes nothing
+    before = (rows(url, "select idempotency_key from outreach.message_ledger order by 1"),
+              rows(url, "select idempotency_key, rule, detail from outreach.suppressions order by 1, 2"))
+    pipeline.plan_outreach(MODEL_AS_OF, url)
+    assert (rows(url, "select idempotency_key from outreach.message_ledger order by 1"),
+            rows(url, "select idempotency_key, rule, detail from outreach.suppressions order by 1, 2")) == before
+
+    # the shop is read: the same day's replan decides every held message like a full night
+    rows(url, "update ops.watermarks set watermark = watermark + interval '1 day' where shop_id = %s returning 1", stale)
+    facts = pipeline.plan_outreach(MODEL_AS_OF, url)
+    assert facts["stale_shops"] == [] and facts["held"] == {}
+    assert rows(url, "select count(*) from outreach.suppressions where rule = 'shop_data_stale'") == [(0,)]
+    decided = {r[0] for r in rows(url, "select idempotency_key from outreach.message_ledger union"
+                                       " select idempotency_key from outreach.suppressions")}
+    assert {r[2] for r in held} <= decided
+    assert full_keys <= decided
+    payment = "select idempotency_key from outreach.message_ledger where message_type like 'payment_reminder%%'"
+    assert {r[0] for r in rows(url, payment)} == {k for k in full_keys if k.startswith("payment_reminder")} - {
+        r[0] for r in rows(url, "select idempotency_key from outreach.suppressions")}
+
+
+def test_a_shop_that_cannot_be_read_is_named_and_the_night_ends_failed(planned, modeled, clone_database, sandbox,
+                                                                         monkeypatch):
+    """D45 through the real failure: JD's token has expired. The other shops land, the
+    gate names JD with its error and lets the night go on; the end of the night fails,
+    naming it; a sheet that cannot be imported keeps its shop stale the same way;
+    CRM_ON_SHOP_FAILURE=stop stops at the gate; once JD is read the night completes."""
+    from crm_pipeline import pipeline
+    from crm_pipeline.extract.base import ExtractError
+    from crm_pipeline.extract.freshness import StaleShopsError
+    from crm_pipeline.settings import get_settings, reload_settings
+
+    url = clone_database(modeled, "failed_shop")
+    rows(url, "update ops.watermarks set watermark = watermark - interval '1 day' returning 1")  # before the night
+    reset(sandbox, throttle=False)
+    token = os.environ["CRM_SECRET_JD_POP_ACCESS_TOKEN"]
+    monkeypatch.setenv("CRM_SECRET_JD_POP_ACCESS_TOKEN", "expired-token")
+    for shop_id in pipeline.api_shop_ids():
+        if shop_id == "jd_pop":
+            with pytest.raises(ExtractError, match=r"jd/jd_pop"):
+                pipeline.extract_shop(shop_id, MODEL_AS_OF, url=url)
+        else:
+            pipeline.extract_shop(shop_id, MODEL_AS_OF, url=url)
+    sheet = get_settings().intake_dir / "wechat_social" / "broken.csv"
+    sheet.parent.mkdir(parents=True, exist_ok=True)
+    sheet.write_text("nothing,we,know\n1,2,3\n", encoding="utf-8")
+    try:
+        with pytest.raises(ExtractError, match=r"intake/wechat_social.*broken.csv"):
+            pipeline.intake_shop("wechat_social", MODEL_AS_OF, url=url)
+
+        facts = pipeline.check_extraction(MODEL_AS_OF, url)
+        stale = {f["shop_id"]: f for f in facts["stale"]}
+        assert set(stale) == {"jd_pop", "wechat_social"}
+        assert stale["jd_pop"]["last_error"] and "expired-token" not in stale["jd_pop"]["last_error"]
+        assert stale["wechat_social"]["pending_files"] == ["broken.csv"]
+        with pytest.raises(StaleShopsError) as err:
+            pipeline.finish_night(MODEL_AS_OF, url)
+        assert "jd/jd_pop: read up to 2026-11-20 00:00 CST" in str(err.value) and "broken.csv" in str(err.value)
+        assert "shop_data_stale" in str(err.value)
+
+        monkeypatch.setenv("CRM_ON_SHOP_FAILURE", "stop")
+        reload_settings()
+        with pytest.raises(StaleShopsError, match="CRM_ON_SHOP_FAILURE=stop"):
+            pipeline.check_extraction(MODEL_AS_OF, url)
+        monkeypatch.delenv("CRM_ON_SHOP_FAILURE")
+    finally:
+        sheet.unlink()
+        reload_settings()
+
+    monkeypatch.setenv("CRM_SECRET_JD_POP_ACCESS_TOKEN", token)  # the token is renewed
+    pipeline.extract_shop("jd_pop", MODEL_AS_OF, url=url)
+    assert pipeline.check_extraction(MODEL_AS_OF, url)["stale"] == []
+    assert pipeline.finish_night(MODEL_AS_OF, url) == {"stale": 0}

@@ -324,8 +324,8 @@ def run_intake(path, shop: ShopConfig, mapping: dict[str, str] | None = None, ur
     return result
 
 
-def pending_intake_files(shop: ShopConfig, inbox, url: str | None = None) -> list:
-    """Files in <inbox>/<shop_id>/ whose content has not been imported yet."""
+def pending_intake_files(shop: ShopConfig, inbox, url: str | None = None, conn=None) -> list:
+    """Files in <inbox>/<shop_id>/ whose content has not been imported yet (``conn``: on this connection)."""
     from pathlib import Path
 
     from crm_pipeline.extract.intake import file_digest
@@ -335,8 +335,12 @@ def pending_intake_files(shop: ShopConfig, inbox, url: str | None = None) -> lis
     files = sorted(p for p in folder.glob("*") if p.suffix.lower() in (".xlsx", ".csv") and not p.name.startswith("~$"))
     if not files:
         return []
-    with connect(url) as conn:
-        done = {r[0] for r in conn.execute("select sha256 from ops.intake_files where shop_id = %s", (shop.shop_id,))}
+    sql = "select sha256 from ops.intake_files where shop_id = %s"
+    if conn is not None:
+        done = {r[0] for r in conn.execute(sql, (shop.shop_id,))}
+    else:
+        with connect(url) as own:
+            done = {r[0] for r in own.execute(sql, (shop.shop_id,))}
     return [p for p in files if file_digest(p) not in done]
 
 

@@ -85,6 +85,37 @@ def extract_task(platform: str):
     return _extract
 
 
+@task(trigger_rule="all_done_min_one_success")
+def check_extraction(as_of: str) -> dict:
+    """Runs whatever the extract tasks ended in (D45): one shop that cannot be read does not
+    stop the others' night (CRM_ON_SHOP_FAILURE=continue); it stops here when the policy
+    is ``stop`` or no API shop is current. The failed extract tasks already alerted."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from crm_pipeline.extract.base import ConfigError
+    from crm_pipeline.extract.freshness import StaleShopsError
+    from crm_pipeline.pipeline import check_extraction as check
+
+    try:
+        return check(_date(as_of))
+    except (StaleShopsError, ConfigError) as exc:
+        raise AirflowFailException(str(exc)) from exc
+
+
+@task
+def finish_night(as_of: str) -> dict:
+    """The last task: the run ends failed when it went on without some shops (D45)."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from crm_pipeline.extract.freshness import StaleShopsError
+    from crm_pipeline.pipeline import finish_night as finish
+
+    try:
+        return finish(_date(as_of))
+    except StaleShopsError as exc:
+        raise AirflowFailException(str(exc)) from exc
+
+
 @task
 def quality_check(checkpoint: str, as_of: str) -> dict:
     """A critical GX failure fails the task without retries: retrying cannot fix data."""
@@ -170,9 +201,18 @@ def intraday_extract(shop_id: str, as_of: str) -> dict:
     return extract_shop(shop_id, _date(as_of), mode="intraday")
 
 
-@task
+@task(trigger_rule="all_done_min_one_success")
 def intraday_transactional(as_of: str) -> dict:
-    """Payment reminders and shipment notices only, through the same policy and ledger."""
+    """Payment reminders and shipment notices only, through the same policy and ledger.
+
+    Runs for the shops that were read even when others failed; payment reminders of
+    a shop not read this window are held, and the task then fails naming it (D45)."""
+    from airflow.sdk.exceptions import AirflowFailException
+
     from crm_pipeline.pipeline import intraday_transactional as run
 
-    return run(_date(as_of))
+    facts = run(_date(as_of))
+    if facts["stale_shops"]:
+        raise AirflowFailException(f"sent for the shops that were read; not read this window, their payment "
+                                   f"reminders held: {', '.join(facts['stale_shops'])}")
+    return facts

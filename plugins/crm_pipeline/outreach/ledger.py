@@ -139,3 +139,36 @@ def plan(conn, proposals: list[Proposal], policy: Policy, now: datetime, as_of: 
     log.info("planned %d message(s), suppressed %s, %d already in the ledger", stats.planned,
              stats.suppressed, stats.already_planned)
     return stats
+
+
+def hold(conn, held: list[tuple[Proposal, str]], as_of: date, rule: str, detail_by_shop: dict[str, str],
+         reconsider: list[str]) -> dict[str, int]:
+    """Record proposals held back for the day (caller commits): a suppression row each,
+    with ``rule`` and why (no contact data). Holds are not decisions: the day's earlier
+    holds of every key in ``reconsider`` (this plan's proposals) are dropped first, so a
+    rerun after the cause is gone plans them. A key already in the ledger, or stopped
+    by another rule that day, stays as it was decided. Returns held counts by type."""
+    conn.execute("delete from outreach.suppressions where as_of_date = %s and rule = %s"
+                 " and idempotency_key = any(%s)", (as_of, rule, reconsider))
+    if not held:
+        return {}
+    keys = [p.candidate.key for p, _ in held]
+    decided = {r[0] for r in conn.execute(
+        "select idempotency_key from outreach.message_ledger where idempotency_key = any(%s)"
+        " union select idempotency_key from outreach.suppressions where idempotency_key = any(%s)"
+        " and as_of_date = %s", (keys, keys, as_of))}
+    rows, counts = [], {}
+    for p, shop_id in held:
+        c = p.candidate
+        if c.key in decided:
+            continue
+        rows.append((c.key, as_of, c.message_type, c.channel, c.customer_id, c.campaign, rule, detail_by_shop[shop_id]))
+        counts[c.message_type] = counts.get(c.message_type, 0) + 1
+    if rows:
+        with conn.cursor() as cur:
+            cur.executemany(
+                "insert into outreach.suppressions (idempotency_key, as_of_date, message_type, channel,"
+                " customer_id, campaign, rule, detail) values (%s, %s, %s, %s, %s, %s, %s, %s)"
+                " on conflict (idempotency_key, rule) do nothing", rows)
+    log.warning("held %d message(s) for shops whose data is not current: %s", len(rows), sorted(detail_by_shop))
+    return dict(sorted(counts.items()))

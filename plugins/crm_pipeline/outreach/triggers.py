@@ -7,10 +7,12 @@ the trigger and its subject (an order, or a customer and a date), never a run.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+from crm_pipeline.extract.freshness import HELD_FOR_CUSTOMERS, HELD_FOR_ORDERS
 from crm_pipeline.outreach.ledger import Proposal
 from crm_pipeline.outreach.policy import Candidate
 from crm_pipeline.settings import get_settings
@@ -207,8 +209,57 @@ def care_messages(conn, as_of: date, send_day: date, tz: str, cfg: dict) -> list
                  {"name": name or "亲"}) for c, name, phone, stage in rows]
 
 
-def propose_all(conn, as_of: date, now: datetime, tz: str, only: tuple[str, ...] | None = None) -> dict[str, list]:
-    """Every trigger's proposals for the business day (``only``: a subset, e.g. the intraday pair)."""
+def stale_exposure(conn, proposals: dict[str, list], stale_shops: list[str]) -> tuple[dict[str, str], dict[str, str]]:
+    """For shops whose data is not current (D45): the proposals' orders placed there
+    (order_key -> shop) and the customers who have bought there (customer_id -> shop)."""
+    if not stale_shops:
+        return {}, {}
+    order_keys = [p.order_key for kind in HELD_FOR_ORDERS for p in proposals.get(kind, ()) if p.order_key]
+    orders = dict(conn.execute("select order_key, shop_id from marts.fct_orders"
+                               " where order_key = any(%s) and shop_id = any(%s)", (order_keys, stale_shops)))
+    customers = dict(conn.execute("select distinct on (customer_id) customer_id, shop_id from marts.fct_orders"
+                                  " where shop_id = any(%s) order by customer_id, shop_id", (stale_shops,)))
+    return orders, customers
+
+
+@dataclass
+class Proposed:
+    by_kind: dict[str, list]  # trigger kind -> proposals to plan
+    held: list[tuple[Proposal, str]] = field(default_factory=list)  # (proposal, stale shop) (D45)
+    alerts_held: int = 0  # day-100 alerts left off the list for the same reason
+
+
+def propose_all(conn, as_of: date, now: datetime, tz: str, only: tuple[str, ...] | None = None,
+                stale_shops: list[str] | tuple[str, ...] = ()) -> Proposed:
+    """Every trigger's proposals for the business day (``only``: a subset, e.g. the intraday pair),
+    less those held because a shop they depend on is stale (D45).
+
+    Held: payment reminders for the stale shops' orders (the payment may be in what
+    was not read), and cadence, repurchase and care messages and day-100 alerts for
+    customers who buy there (the purchase that makes them wrong may be). Messages
+    about what did happen are not held."""
+    proposals = _propose(conn, as_of, now, tz, only)
+    alerts = proposals.pop("_alerts", None)
+    orders, customers = stale_exposure(conn, proposals, list(stale_shops))
+    held: list[tuple[Proposal, str]] = []
+    for kind in list(proposals):
+        if kind in HELD_FOR_ORDERS:
+            blocked = {p.order_key: orders[p.order_key] for p in proposals[kind] if p.order_key in orders}
+            held += [(p, blocked[p.order_key]) for p in proposals[kind] if p.order_key in blocked]
+            proposals[kind] = [p for p in proposals[kind] if p.order_key not in blocked]
+        elif kind in HELD_FOR_CUSTOMERS:
+            held += [(p, customers[p.candidate.customer_id]) for p in proposals[kind]
+                     if p.candidate.customer_id in customers]
+            proposals[kind] = [p for p in proposals[kind] if p.candidate.customer_id not in customers]
+    alerts_held = 0
+    if alerts is not None:
+        kept = [a for a in alerts if a["customer_id"] not in customers]
+        alerts_held = len(alerts) - len(kept)
+        write_alerts(as_of, kept)
+    return Proposed(proposals, held, alerts_held)
+
+
+def _propose(conn, as_of: date, now: datetime, tz: str, only: tuple[str, ...] | None) -> dict[str, list]:
     cfg = load_trigger_config()
     send_day = as_of + timedelta(days=1)
     wanted = set(only) if only else {"payment_reminder", "shipment_notice", "cadence", "birthday", "holiday",
@@ -221,7 +272,7 @@ def propose_all(conn, as_of: date, now: datetime, tz: str, only: tuple[str, ...]
     if "cadence" in wanted:
         proposals, alerts = cadence(conn, send_day, tz, cfg["cadence"])
         out["cadence"] = proposals
-        write_alerts(as_of, alerts)
+        out["_alerts"] = alerts
     if "birthday" in wanted:
         out["birthday"] = birthdays(conn, send_day, tz, cfg["birthday"])
     if "holiday" in wanted:

@@ -94,6 +94,11 @@ def gather(conn, as_of: date) -> dict:
                             " order by step", as_of)
     d["extract"] = _q(conn, "select step, facts from ops.run_log where as_of_date = %s and"
                             " (step like 'extract:%%' or step like 'intake:%%') order by step", as_of)
+    # shops the night went on without (D45), and what their stale data held back
+    fresh = _q(conn, "select facts from ops.run_log where as_of_date = %s and step = 'check:freshness'", as_of)
+    plan = _q(conn, "select facts from ops.run_log where as_of_date = %s and step = 'outreach:plan'", as_of)
+    d["stale_shops"] = (fresh[0][0] if fresh else {}).get("stale") or []
+    d["held"] = (plan[0][0] if plan else {}).get("held") or {}
     # by kind of reason (the offending value cut off and redacted: reasons quote it)
     d["quarantine"] = [[g.platform, g.shop_id, g.kind, g.records, g.open] for g in summarize(conn)[:10]]
     return d
@@ -189,12 +194,20 @@ def render(d: dict, campaigns: list[dict]) -> str:
     ex_table = ch.table(["shop", "received", "landed", "quarantined"], ex_rows)
     quarantine = ch.table(["platform", "shop", "reason", "records", "open"],
                           [[p, s, k, int(n), int(o)] for p, s, k, n, o in d["quarantine"]], numeric_from=3)
+    stale = ""
+    if d["stale_shops"]:
+        items = "".join(f"<li>{escape(f['describe'])}</li>" for f in d["stale_shops"])
+        held = ", ".join(f"{escape(k)} {int(v)}" for k, v in d["held"].items()) or "none"
+        stale = (f"<section class='wide'><h2 class='bad'>Partial night: shops not read up to the end of the day"
+                 f"</h2><ul>{items}</ul><p>Their data is as of their last good run. Held for them (rule "
+                 f"shop_data_stale): {held}. The run ended failed; rerun the failed extract tasks with their "
+                 f"downstream once the cause is fixed.</p></section>")
     return f"""<!doctype html><html lang="zh-CN"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1"><title>CRM daily report {d['as_of']}</title>
 <style>{ch.CSS}</style></head><body>
 <header><h1>CRM 日报 · Daily report — {d['as_of']}</h1><p>Business day closed overnight; lists are for {escape(str(date.fromisoformat(d['as_of']) + timedelta(days=1)))}.</p></header>
 <main>
-<section class="wide"><h2>Headline</h2><div class="kpis">{kpi_html}</div></section>
+{stale}<section class="wide"><h2>Headline</h2><div class="kpis">{kpi_html}</div></section>
 <section><h2>Revenue by platform, weekly (¥, last 90 days)</h2>{platform_chart}{platform_table}</section>
 <section><h2>New vs returning customers (weekly, last 90 days)</h2>{nvr}</section>
 <section><h2>RFM segments</h2>{rfm}<h2>Segment movement today</h2>{moves}</section>

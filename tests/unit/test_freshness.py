@@ -1,0 +1,73 @@
+"""D45: which shops are current for a business day, and when the night goes on without one."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+from crm_pipeline.extract.freshness import ShopFreshness, StaleShopsError, gate
+
+SH = ZoneInfo("Asia/Shanghai")
+DUE = datetime(2026, 11, 21, 0, 0, tzinfo=SH)  # end of business day 2026-11-20
+
+
+def api(shop_id: str, read_to: datetime | None, error: str | None = None) -> ShopFreshness:
+    return ShopFreshness(shop_id, "taobao", DUE, read_to, last_error=error)
+
+
+def test_an_api_shop_is_current_once_its_watermark_reaches_the_end_of_the_day():
+    assert not api("a", DUE).stale
+    assert not api("a", DUE + timedelta(hours=9)).stale  # an intraday run read further
+    assert api("a", DUE - timedelta(seconds=1)).stale
+    assert api("a", None).stale  # never read
+
+
+def test_an_intake_shop_is_stale_while_a_file_waits_in_its_inbox():
+    assert not ShopFreshness("wechat", "intake", None, None).stale
+    stale = ShopFreshness("wechat", "intake", None, None, ("a.xlsx", "b.xlsx", "c.csv", "d.csv"))
+    assert stale.stale
+    assert "4 file(s) not imported (a.xlsx, b.xlsx, c.csv, ...)" in stale.describe()
+
+
+def test_describe_names_shop_times_and_error_in_the_shop_time_zone():
+    text = api("tmall", datetime(2026, 11, 19, 16, 0, tzinfo=ZoneInfo("UTC")), "HTTP 401 invalid session").describe()
+    assert text == ("taobao/tmall: read up to 2026-11-20 00:00 CST, needs 2026-11-21 00:00 CST;"
+                    " last error: HTTP 401 invalid session")
+    assert "never read" in api("tmall", None).describe()
+
+
+def test_gate_continues_without_a_stale_shop_by_default():
+    shops = [api("a", DUE), api("b", DUE - timedelta(days=1)), ShopFreshness("w", "intake", None, None)]
+    assert [f.shop_id for f in gate(shops, "continue")] == ["b"]
+    assert gate([api("a", DUE)], "stop") == []
+
+
+def test_gate_stops_by_policy_or_when_no_api_shop_is_current():
+    shops = [api("a", DUE), api("b", None, "HTTP 500")]
+    with pytest.raises(StaleShopsError) as err:
+        gate(shops, "stop")
+    assert "CRM_ON_SHOP_FAILURE=stop" in str(err.value) and "taobao/b: never read" in str(err.value)
+    assert [f.shop_id for f in err.value.stale] == ["b"]
+    with pytest.raises(StaleShopsError, match="no API shop is current"):
+        gate([api("a", None), api("b", DUE - timedelta(hours=1)), ShopFreshness("w", "intake", None, None)],
+             "continue")
+    # only spreadsheet shops configured, one waiting: nothing API-side to judge by, go on
+    assert len(gate([ShopFreshness("w", "intake", None, None, ("x.csv",))], "continue")) == 1
+
+
+def test_the_policy_setting_is_checked(monkeypatch):
+    from crm_pipeline.extract.base import ConfigError
+    from crm_pipeline.extract.freshness import on_shop_failure
+    from crm_pipeline.settings import reload_settings
+
+    monkeypatch.setenv("CRM_ON_SHOP_FAILURE", "Stop")
+    reload_settings()
+    assert on_shop_failure() == "stop"
+    monkeypatch.setenv("CRM_ON_SHOP_FAILURE", "skip")
+    reload_settings()
+    with pytest.raises(ConfigError, match="CRM_ON_SHOP_FAILURE='skip'"):
+        on_shop_failure()
+    monkeypatch.delenv("CRM_ON_SHOP_FAILURE")
+    reload_settings()
+    assert on_shop_failure() == "continue"
