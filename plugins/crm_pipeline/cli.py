@@ -585,7 +585,12 @@ def cmd_airflow(args) -> int:
     ensure_environment()
     ensure_manifest()
     airflow_db_migrate()
-    return airflow(args.rest, check=False).returncode
+    return airflow(airflow_args(args.rest), check=False).returncode
+
+
+def airflow_args(rest: list[str]) -> list[str]:
+    """What follows ``crm airflow``: argparse keeps the ``--`` of ``crm airflow -- dags test ...``."""
+    return rest[1:] if rest[:1] == ["--"] else rest
 
 
 def cmd_dbt_parse(args) -> int:

@@ -323,6 +323,12 @@ def test_intraday_sends_only_transactional_types_through_the_same_ledger(modeled
     assert len(keys) == len(set(keys))
     sms = [(m["out_id"], m["to"]) for m in gateway_messages(sandbox) if m["gateway"] == "aliyun"]
     assert len(sms) == len(set(sms))
+    # D45: a shop read up to 15:30 is current for the 16:00 run (its window reaches 30 minutes back), not at 15:29
+    assert facts["stale_shops"] == []
+    rows(url, "update ops.watermarks set watermark = '2026-11-20T15:30:00+08:00' where shop_id = 'jd_pop' returning 1")
+    assert pipeline.intraday_transactional(MODEL_AS_OF, url)["stale_shops"] == []
+    rows(url, "update ops.watermarks set watermark = '2026-11-20T15:29:00+08:00' where shop_id = 'jd_pop' returning 1")
+    assert pipeline.intraday_transactional(MODEL_AS_OF, url)["stale_shops"] == ["jd_pop"]
 
 
 ABSENCE_TYPES = ("payment_reminder", "payment_reminder_flash", "care", "repurchase_reminder")  # + cadence_d*

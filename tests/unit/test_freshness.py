@@ -71,3 +71,13 @@ def test_the_policy_setting_is_checked(monkeypatch):
     monkeypatch.delenv("CRM_ON_SHOP_FAILURE")
     reload_settings()
     assert on_shop_failure() == "continue"
+
+
+@pytest.mark.parametrize("argv", [["airflow", "--", "dags", "test", "crm_nightly", "2026-11-21"],
+                                  ["airflow", "dags", "test", "crm_nightly", "2026-11-21"]])
+def test_crm_airflow_passes_the_command_after_the_separator(argv):
+    """The README's `crm airflow -- dags test ...` (how a partial night is rerun by hand)
+    reached Airflow as `airflow -- dags ...`, which it rejects."""
+    from crm_pipeline.cli import airflow_args, build_parser
+
+    assert airflow_args(build_parser().parse_args(argv).rest) == ["dags", "test", "crm_nightly", "2026-11-21"]
