@@ -25,7 +25,9 @@ time zone, or the `as_of_date` param) and has the day's work ready before 08:00:
 5. **report** — `out/<date>/report.html` (shops not current are named at the top).
 
 Params: `as_of_date` (YYYY-MM-DD), `shops` (subset), `backfill_from` /
-`backfill_to` (re-extract a date range through the platforms' backfill APIs).
+`backfill_to` (re-extract a date range through the platforms' backfill APIs; set
+`as_of_date` to a closed day too: a run for a day not yet over finds no shop read to
+its end and stops at check_extraction).
 Reruns of a day are idempotent: same tables, lists and ledger, nothing sent twice.
 """
 

@@ -141,5 +141,6 @@ def gate(freshness: list[ShopFreshness], policy: str) -> list[ShopFreshness]:
         raise StaleShopsError(f"{len(stale)} shop(s) not current and CRM_ON_SHOP_FAILURE=stop:\n  {lines}", stale)
     api = [f for f in freshness if f.due is not None]
     if api and all(f.stale for f in api):
-        raise StaleShopsError(f"no API shop is current, nothing new to model:\n  {lines}", stale)
+        raise StaleShopsError(f"no API shop is current, nothing new to model (a manual or backfill run for a day "
+                              f"not yet over: set as_of_date to a closed day):\n  {lines}", stale)
     return stale
