@@ -377,6 +377,58 @@ def cmd_identity(args) -> int:
     return EXIT_OK
 
 
+def print_table(headers: list[str], table: list[list[str]], right: tuple[int, ...] = ()) -> None:
+    """Plain aligned columns (``right``: the numeric ones)."""
+    widths = [max(len(h), *(len(r[i]) for r in table)) for i, h in enumerate(headers)]
+    for row in [headers, *table]:
+        cells = (c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths, strict=True)))
+        print("  ".join(cells).rstrip())
+
+
+def cmd_shops(args) -> int:
+    """Each shop's freshness for a day (status), or one authenticated read per shop now (check)."""
+    from crm_pipeline.extract import shops
+    from crm_pipeline.warehouse import connect
+
+    if args.action == "check":
+        from crm_pipeline.clock import now
+        from crm_pipeline.config import load_shops
+
+        ensure_environment()
+        ids = [s.shop_id for s in load_shops(resolve=False) if not args.shop or s.shop_id in args.shop]
+        unknown = sorted(set(args.shop or ()) - set(ids))
+        if unknown:
+            print(f"no such shop in shops.yml: {', '.join(unknown)}", file=sys.stderr)
+            return EXIT_USAGE
+        probes = [shops.probe(shop_id, now()) for shop_id in ids]
+        print_table(["shop", "platform", "result", "seconds", "what"],
+                    [[p.shop_id, p.platform, "ok" if p.ok else "FAILED", f"{p.seconds:.1f}", p.message]
+                     for p in probes], right=(3,))
+        failed = [p.shop_id for p in probes if not p.ok]
+        if failed:
+            print(f"{len(failed)} shop(s) cannot be read now: {', '.join(failed)}", file=sys.stderr)
+        return EXIT_FAILED if failed else EXIT_OK
+    ensure_environment()
+    if args.date is None:
+        from zoneinfo import ZoneInfo
+
+        from crm_pipeline.clock import now
+
+        args.date = now().astimezone(ZoneInfo(_settings().timezone)).date() - timedelta(days=1)
+    with connect() as conn:
+        rows = shops.status(conn, args.date)
+    print_table(["shop", "platform", "current", "read up to", "last good run", "received", "landed", "quarantined"],
+                [[r.shop_id, r.platform, "yes" if r.current else "NO",
+                  f"{r.read_to:%Y-%m-%d %H:%M %Z}" if r.read_to else ("-" if r.platform == "intake" else "never"),
+                  f"{r.last_good:%Y-%m-%d %H:%M %Z}" if r.last_good else "never",
+                  *([str(n) for n in r.last_counts] if r.last_counts else ["-", "-", "-"])] for r in rows],
+                right=(5, 6, 7))
+    stale = [r for r in rows if not r.current]
+    for r in stale:
+        print(f"not current for {args.date}: {r.detail}")
+    return EXIT_FAILED if stale else EXIT_OK
+
+
 def cmd_quarantine(args) -> int:
     """What landed in raw.quarantine: a summary by kind of reason, or an export to fix the source."""
     from crm_pipeline.load import quarantine
@@ -397,13 +449,9 @@ def cmd_quarantine(args) -> int:
     if not groups:
         print("nothing quarantined" + (" and still open" if args.open else ""))
         return EXIT_OK
-    headers = ["platform", "shop", "reason", "records", "open", "first", "last"]
-    table = [[g.platform, g.shop_id, g.kind, str(g.records), str(g.open),
-              f"{g.first:%Y-%m-%d}", f"{g.last:%Y-%m-%d}"] for g in groups]
-    widths = [max(len(h), *(len(r[i]) for r in table)) for i, h in enumerate(headers)]
-    for row in [headers, *table]:
-        cells = (c.rjust(w) if i in (3, 4) else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths, strict=True)))
-        print("  ".join(cells).rstrip())
+    print_table(["platform", "shop", "reason", "records", "open", "first", "last"],
+                [[g.platform, g.shop_id, g.kind, str(g.records), str(g.open),
+                  f"{g.first:%Y-%m-%d}", f"{g.last:%Y-%m-%d}"] for g in groups], right=(3, 4))
     total, still_open = sum(g.records for g in groups), sum(g.open for g in groups)
     print(f"{still_open} of {total} quarantined record(s) open (no valid version landed since); "
           "rows and payloads: crm quarantine export FILE.csv [--open]")
@@ -687,6 +735,12 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--shop")
     sp.add_argument("--since", type=_day, help="quarantined on or after this day")
     sp.add_argument("--open", action="store_true", help="only records no later batch has landed")
+
+    sp = add("shops", cmd_shops, "'status': how far each shop is read and whether that covers a day (exit 1 if"
+                                 " not); 'check': one authenticated read per shop now, nothing landed")
+    sp.add_argument("action", choices=["status", "check"])
+    sp.add_argument("--date", type=_day, help="status: the business day to judge (default: yesterday, local)")
+    sp.add_argument("--shop", action="append", help="check: only this shop (repeatable)")
 
     sp = add("optout", cmd_optout, "record an opt-out (R13)")
     sp.add_argument("action", choices=["add"])

@@ -441,3 +441,47 @@ def test_youzan_without_decryption_lands_every_order_and_no_ciphertext_as_contac
     with_decryption = baselines["youzan_wx"][0]
     assert rows(with_decryption, "select count(*) from raw.youzan_orders where derived ? 'phones'")[0][0] > 0
 
+
+
+def test_crm_shops_status_and_check(sandbox, baselines, monkeypatch, capsys):
+    """`crm shops status` judges each shop by how far it was read (D45) and exits 1 while
+    any is behind; `crm shops check` reads each shop's last hour with its credentials,
+    lands nothing, and names a shop whose token was rejected or whose API keeps failing."""
+    from crm_pipeline import cli
+    from crm_pipeline.settings import reload_settings
+
+    url = baselines["jd_pop"][0]  # only JD has been read, up to the end of AS_OF
+    monkeypatch.setenv("CRM_WAREHOUSE_URL", url)
+    monkeypatch.setenv("CRM_NOW", "2026-11-18T12:00:00+08:00")
+    reload_settings()
+    try:
+        assert cli.main(["shops", "status", "--date", AS_OF.isoformat()]) == 1
+        out = capsys.readouterr().out
+        status = {line.split()[0]: line.split() for line in out.splitlines()[1:] if not line.startswith("not current")}
+        assert status["jd_pop"][2:5] == ["yes", "2026-11-19", "00:00"], status["jd_pop"]
+        assert status["tmall_flagship"][2:4] == ["NO", "never"]
+        assert "not current for 2026-11-18: taobao/tmall_flagship: never read" in out
+        assert "not current for 2026-11-18: jd/" not in out
+        assert cli.main(["shops", "status", "--date", "2026-11-17"]) == 1  # the others still never read
+
+        reset(sandbox, throttle=False)
+        landed = rows(url, "select count(*) from raw.jd_orders")
+        assert cli.main(["shops", "check"]) == 0
+        assert "FAILED" not in capsys.readouterr().out
+        assert rows(url, "select count(*) from raw.jd_orders") == landed  # nothing landed
+
+        monkeypatch.setenv("CRM_SECRET_JD_POP_ACCESS_TOKEN", "renewed-but-not-saved")
+        fault(sandbox, target="shopify", kind="server_error", times=-1, shop="shopify_global")
+        assert cli.main(["shops", "check", "--shop", "jd_pop", "--shop", "shopify_global", "--shop", "woo_site"]) == 1
+        captured = capsys.readouterr()
+        checked = {line.split()[0]: line for line in captured.out.splitlines()[1:]}
+        assert "FAILED" in checked["jd_pop"] and "access_token" in checked["jd_pop"]
+        assert "renewed-but-not-saved" not in captured.out + captured.err
+        assert "FAILED" in checked["shopify_global"] and "gave up after 2 attempts" in checked["shopify_global"]
+        assert " ok " in checked["woo_site"]
+        assert "2 shop(s) cannot be read now: jd_pop, shopify_global" in captured.err
+        assert cli.main(["shops", "check", "--shop", "no_such_shop"]) == 2
+    finally:
+        reset(sandbox, throttle=False)
+        monkeypatch.undo()
+        reload_settings()
