@@ -128,7 +128,8 @@ def finish_night(as_of: date, url: str | None = None) -> dict:
         raise StaleShopsError(
             f"business day {as_of} ran without {len(stale)} shop(s); their messages that missing data could "
             f"contradict were held (outreach.suppressions rule shop_data_stale). Fix the cause, then rerun the "
-            f"failed extract task(s) with their downstream tasks:\n  {lines}", stale)
+            f"day: clear the failed extract task(s) with their downstream in Airflow, or `crm run --date {as_of}`:"
+            f"\n  {lines}", stale)
     return {"stale": 0}
 
 
