@@ -115,6 +115,9 @@ def test_first_run_lands_models_and_sends(two_runs, demo_env):
     # the raw quality gate ran before anything was modelled or sent
     steps = [r[0] for r in rows(url, "select step from ops.run_log where as_of_date = %s order by recorded_at", AS_OF)]
     assert steps.index("quality:raw_landing") < steps.index("outreach:plan")
+    # every shop was read to the end of the day: a full night, nothing held (D45)
+    assert steps.index("check:freshness") < steps.index("quality:raw_landing")
+    assert first["stale_shops"] == [] and "shop_data_stale" not in first["suppressed"]
     assert rows(url, "select count(*) from ops.load_batches where status <> 'succeeded'")[0][0] == 0
     # the report's quarantine table is by kind of reason (D40), the same groups `crm quarantine list` shows
     from html import escape
@@ -126,6 +129,10 @@ def test_first_run_lands_models_and_sends(two_runs, demo_env):
         groups = summarize(conn)
     report = (home / "out" / "2026-11-20" / "report.html").read_text(encoding="utf-8")
     assert groups and all(f"<td>{escape(g.kind)}</td>" in report for g in groups[:10])
+    assert "Partial night" not in report
+    from crm_pipeline.pipeline import api_shop_ids
+
+    assert all(f"<tr><td>{shop_id}</td>" in report and "<td>NO</td>" not in report for shop_id in api_shop_ids())
     # the cohort table: the run's month is the newest cohort row (its new customers, no months after yet)
     newest = rows(url, "select sum(cohort_customers) from marts.kpi_cohort_retention"
                        " where cohort_month = %s and months_since_first = 0", AS_OF[:7] + "-01")[0][0]

@@ -99,6 +99,10 @@ def gather(conn, as_of: date) -> dict:
     plan = _q(conn, "select facts from ops.run_log where as_of_date = %s and step = 'outreach:plan'", as_of)
     d["stale_shops"] = (fresh[0][0] if fresh else {}).get("stale") or []
     d["held"] = (plan[0][0] if plan else {}).get("held") or {}
+    from crm_pipeline.extract.shops import status
+
+    d["shops"] = [[r.shop_id, r.platform, f"{r.read_to:%Y-%m-%d %H:%M %Z}" if r.read_to else "-",
+                   "yes" if r.current else "NO"] for r in status(conn, as_of)]
     # by kind of reason (the offending value cut off and redacted: reasons quote it)
     d["quarantine"] = [[g.platform, g.shop_id, g.kind, g.records, g.open] for g in summarize(conn)[:10]]
     return d
@@ -192,6 +196,7 @@ def render(d: dict, campaigns: list[dict]) -> str:
         ex_rows.append([step.split(":", 1)[1], int(facts.get("received", 0)), int(facts.get("landed", 0)),
                         int(facts.get("quarantined", 0))])
     ex_table = ch.table(["shop", "received", "landed", "quarantined"], ex_rows)
+    shops_table = ch.table(["shop", "platform", "read up to", f"covers {d['as_of']}"], d["shops"])
     quarantine = ch.table(["platform", "shop", "reason", "records", "open"],
                           [[p, s, k, int(n), int(o)] for p, s, k, n, o in d["quarantine"]], numeric_from=3)
     stale = ""
@@ -225,7 +230,7 @@ def render(d: dict, campaigns: list[dict]) -> str:
 <section><h2>Messages planned today</h2>{messages}<h2>Not sent, by rule</h2>{supp}</section>
 <section class="wide"><h2>Campaigns vs hold-out (R22)</h2>{camp}</section>
 <section><h2>Data quality</h2>{q_table}</section>
-<section><h2>Landing</h2>{ex_table}<h2>Quarantine (top reasons; open = no valid version landed since)</h2>{quarantine}</section>
+<section><h2>Landing</h2>{ex_table}<h2>Shops: how far each is read (D45)</h2>{shops_table}<h2>Quarantine (top reasons; open = no valid version landed since)</h2>{quarantine}</section>
 </main></body></html>"""
 
 
