@@ -400,7 +400,9 @@ def cmd_shops(args) -> int:
         if unknown:
             print(f"no such shop in shops.yml: {', '.join(unknown)}", file=sys.stderr)
             return EXIT_USAGE
-        probes = [shops.probe(shop_id, now()) for shop_id in ids]
+        with connect() as conn:
+            marks = {r[0]: r[1] for r in conn.execute("select shop_id, watermark from ops.watermarks")}
+        probes = [shops.probe(shop_id, now(), marks.get(shop_id)) for shop_id in ids]
         print_table(["shop", "platform", "result", "seconds", "what"],
                     [[p.shop_id, p.platform, "ok" if p.ok else "FAILED", f"{p.seconds:.1f}", p.message]
                      for p in probes], right=(3,))

@@ -9,6 +9,7 @@ in a clear ExtractError naming platform and shop with nothing landed.
 from __future__ import annotations
 
 import dataclasses
+import os
 from datetime import date, datetime, timedelta
 
 import pytest
@@ -470,6 +471,7 @@ def test_crm_shops_status_and_check(sandbox, baselines, monkeypatch, capsys):
         assert "FAILED" not in capsys.readouterr().out
         assert rows(url, "select count(*) from raw.jd_orders") == landed  # nothing landed
 
+        token = os.environ["CRM_SECRET_JD_POP_ACCESS_TOKEN"]
         monkeypatch.setenv("CRM_SECRET_JD_POP_ACCESS_TOKEN", "renewed-but-not-saved")
         fault(sandbox, target="shopify", kind="server_error", times=-1, shop="shopify_global")
         assert cli.main(["shops", "check", "--shop", "jd_pop", "--shop", "shopify_global", "--shop", "woo_site"]) == 1
@@ -481,6 +483,16 @@ def test_crm_shops_status_and_check(sandbox, baselines, monkeypatch, capsys):
         assert " ok " in checked["woo_site"]
         assert "2 shop(s) cannot be read now: jd_pop, shopify_global" in captured.err
         assert cli.main(["shops", "check", "--shop", "no_such_shop"]) == 2
+
+        # a Shopify shop never read, whose token lacks read_all_orders: its first night would
+        # fail (it reads from start_date, past Shopify's 60 days); the check says so now.
+        # JD, read up to AS_OF, is asked nothing more (its next night starts a day back)
+        reset(sandbox, throttle=False, shopify_scopes={"shopify_global": ["read_orders"]})
+        monkeypatch.setenv("CRM_SECRET_JD_POP_ACCESS_TOKEN", token)
+        assert cli.main(["shops", "check", "--shop", "shopify_global", "--shop", "jd_pop"]) == 1
+        checked = {line.split()[0]: line for line in capsys.readouterr().out.splitlines()[1:]}
+        assert "FAILED" in checked["shopify_global"] and "lacks the read_all_orders scope" in checked["shopify_global"]
+        assert " ok " in checked["jd_pop"] and "the next night reads from 2026-11-18 00:00" in checked["jd_pop"]
     finally:
         reset(sandbox, throttle=False)
         monkeypatch.undo()

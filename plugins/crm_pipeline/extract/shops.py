@@ -57,10 +57,14 @@ class Probe:
     message: str  # the error, or what was checked
 
 
-def probe(shop_id: str, now: datetime, attempts: int = 2) -> Probe:
-    """One authenticated read of the last hour's first page; never lands anything."""
+def probe(shop_id: str, now: datetime, watermark: datetime | None, attempts: int = 2) -> Probe:
+    """One authenticated read of the last hour's first page; never lands anything.
+
+    Also asks what the next nightly run would: whether the platform serves the history
+    it will read from (``watermark``: the shop's, None for a shop never read, whose
+    first run reads from its start_date; e.g. Shopify's read_all_orders scope, D35)."""
     from crm_pipeline.config import get_shop, load_shops
-    from crm_pipeline.extract.run import connector_for
+    from crm_pipeline.extract.run import connector_for, plan_range
     from crm_pipeline.platforms import PLATFORMS
     from crm_pipeline.settings import get_settings
 
@@ -73,6 +77,8 @@ def probe(shop_id: str, now: datetime, attempts: int = 2) -> Probe:
             return Probe(shop_id, platform, True, 0.0, None,
                          f"spreadsheet shop: inbox {folder}" + ("" if folder.is_dir() else " (not created yet)"))
         connector = connector_for(shop, retry=RetryPolicy(attempts=attempts, timeout=15.0))
+        start, _ = plan_range(shop, "nightly", watermark, as_of=now.astimezone(shop.tz).date())
+        connector.check_history(start, "nightly", now)
         window = Window(now - timedelta(hours=1), now)
         pages = connector.fetch(window, "nightly")
         try:
@@ -80,6 +86,7 @@ def probe(shop_id: str, now: datetime, attempts: int = 2) -> Probe:
         finally:
             pages.close()
         return Probe(shop_id, platform, True, time.monotonic() - t0, len(first),
-                     f"read {len(first)} order(s) of the last hour ({connector.requests_made} request(s))")
+                     f"read {len(first)} order(s) of the last hour ({connector.requests_made} request(s));"
+                     f" the next night reads from {start.astimezone(shop.tz):%Y-%m-%d %H:%M}")
     except ExtractError as exc:
         return Probe(shop_id, platform, False, time.monotonic() - t0, None, str(exc))
