@@ -87,6 +87,9 @@ def load_shops(path: Path | None = None, resolve: bool = True) -> list[ShopConfi
                 creds[name] = value
         merged = {**defaults, **raw}
         start = merged.get("start_date") or date(2024, 1, 1)
+        on_failure = merged.get("on_failure")
+        if on_failure is not None and on_failure not in ("stop", "continue"):
+            raise ConfigError(platform, shop_id, f"{path}: on_failure is {on_failure!r}; expected stop or continue")
         shops.append(
             ShopConfig(
                 shop_id=shop_id,
@@ -98,6 +101,7 @@ def load_shops(path: Path | None = None, resolve: bool = True) -> list[ShopConfi
                 credentials=creds,
                 options={**(defaults.get("options") or {}), **(raw.get("options") or {})},
                 overlap_hours=float(merged.get("overlap_hours", 24)),
+                on_failure=on_failure,
             )
         )
     return shops

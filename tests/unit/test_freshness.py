@@ -47,13 +47,40 @@ def test_gate_stops_by_policy_or_when_no_api_shop_is_current():
     shops = [api("a", DUE), api("b", None, "HTTP 500")]
     with pytest.raises(StaleShopsError) as err:
         gate(shops, "stop")
-    assert "CRM_ON_SHOP_FAILURE=stop" in str(err.value) and "taobao/b: never read" in str(err.value)
+    assert "(CRM_ON_SHOP_FAILURE=stop)" in str(err.value) and "taobao/b: never read" in str(err.value)
     assert [f.shop_id for f in err.value.stale] == ["b"]
     with pytest.raises(StaleShopsError, match="no API shop is current"):
         gate([api("a", None), api("b", DUE - timedelta(hours=1)), ShopFreshness("w", "intake", None, None)],
              "continue")
     # only spreadsheet shops configured, one waiting: nothing API-side to judge by, go on
     assert len(gate([ShopFreshness("w", "intake", None, None, ("x.csv",))], "continue")) == 1
+
+
+def test_a_shop_can_stop_the_night_on_its_own(tmp_path):
+    """shops.yml ``on_failure: stop`` on the shop that carries the business (the Tmall
+    flagship, say) stops the night without it, while others may still be missing;
+    ``continue`` on a minor shop lets the night go on under a global ``stop``."""
+    import dataclasses
+
+    from crm_pipeline.config import load_shops
+    from crm_pipeline.extract.base import ConfigError
+
+    main, minor = api("main", None, "HTTP 401"), api("minor", DUE - timedelta(hours=2))
+    current = api("other", DUE)
+    assert [f.shop_id for f in gate([current, minor], "continue")] == ["minor"]
+    with pytest.raises(StaleShopsError) as err:
+        gate([current, minor, dataclasses.replace(main, on_failure="stop")], "continue")
+    assert str(err.value).startswith("1 shop(s) not current whose policy is to stop the night:")
+    assert "taobao/main: never read, needs 2026-11-21 00:00 CST; last error: HTTP 401" in str(err.value)
+    assert "(on_failure: stop in shops.yml)" in str(err.value) and "taobao/minor" not in str(err.value)
+    assert [f.shop_id for f in gate([current, dataclasses.replace(minor, on_failure="continue")], "stop")] == ["minor"]
+
+    path = tmp_path / "shops.yml"
+    path.write_text("shops:\n  - {shop_id: m, platform: taobao, on_failure: stop}\n  - {shop_id: n, platform: jd}\n")
+    assert [s.on_failure for s in load_shops(path)] == ["stop", None]
+    path.write_text("shops:\n  - {shop_id: m, platform: taobao, on_failure: skip}\n")
+    with pytest.raises(ConfigError, match=r"\[taobao/m\].*on_failure is 'skip'; expected stop or continue"):
+        load_shops(path)
 
 
 def test_the_policy_setting_is_checked(monkeypatch):

@@ -61,6 +61,7 @@ class ShopConfig:
     credentials: dict[str, str] = field(default_factory=dict)
     options: dict[str, Any] = field(default_factory=dict)
     overlap_hours: float = 24.0
+    on_failure: str | None = None  # "stop" | "continue": overrides CRM_ON_SHOP_FAILURE for this shop (D45)
 
     @property
     def tz(self) -> ZoneInfo:

@@ -50,6 +50,7 @@ class ShopFreshness:
     read_to: datetime | None  # API shops: the watermark (None: never read)
     pending_files: tuple[str, ...] = ()  # intake shops: inbox files not imported
     last_error: str | None = None  # the latest failed run's error since the last good one (redacted)
+    on_failure: str | None = None  # the shop's own policy (shops.yml ``on_failure``), else the global one
 
     @property
     def stale(self) -> bool:
@@ -109,10 +110,12 @@ def shop_freshness(conn, as_of: date, shops=None, inbox=None, due_at: datetime |
         if PLATFORMS[shop.platform].kind == "api":
             due = due_at.astimezone(shop.tz) if due_at else local_day_bounds(as_of, shop.tz)[1]
             out.append(ShopFreshness(shop.shop_id, shop.platform, due,
-                                     watermarks.get((shop.platform, shop.shop_id)), last_error=error))
+                                     watermarks.get((shop.platform, shop.shop_id)), last_error=error,
+                                     on_failure=shop.on_failure))
         elif due_at is None:
             pending = tuple(p.name for p in pending_intake_files(shop, inbox, conn=conn))
-            out.append(ShopFreshness(shop.shop_id, shop.platform, None, None, pending, error if pending else None))
+            out.append(ShopFreshness(shop.shop_id, shop.platform, None, None, pending, error if pending else None,
+                                     shop.on_failure))
     return out
 
 
@@ -131,14 +134,18 @@ def on_shop_failure() -> str:
 def gate(freshness: list[ShopFreshness], policy: str) -> list[ShopFreshness]:
     """After extraction: the stale shops the night goes on without, or StaleShopsError.
 
-    The night stops when the policy says so, or when no API shop is current (there
+    The night stops when a stale shop's policy says so (its own ``on_failure`` in
+    shops.yml, else ``policy``), or when no API shop is current (there
     would be nothing new to model: a warehouse or network failure, not one shop)."""
     stale = [f for f in freshness if f.stale]
     if not stale:
         return []
     lines = "\n  ".join(f.describe() for f in stale)
-    if policy == "stop":
-        raise StaleShopsError(f"{len(stale)} shop(s) not current and CRM_ON_SHOP_FAILURE=stop:\n  {lines}", stale)
+    stops = [f for f in stale if (f.on_failure or policy) == "stop"]
+    if stops:
+        why = "\n  ".join(f"{f.describe()} (" + ("on_failure: stop in shops.yml" if f.on_failure
+                                                 else "CRM_ON_SHOP_FAILURE=stop") + ")" for f in stops)
+        raise StaleShopsError(f"{len(stops)} shop(s) not current whose policy is to stop the night:\n  {why}", stale)
     api = [f for f in freshness if f.due is not None]
     if api and all(f.stale for f in api):
         raise StaleShopsError(f"no API shop is current, nothing new to model (a manual or backfill run for a day "
