@@ -97,8 +97,8 @@ def check_extraction(as_of: date, url: str | None = None) -> dict:
     """After the extract step: which shops are not current for the day (D45).
 
     Recorded in ops.run_log (step ``check:freshness``) for the report and the end of
-    the night; raises StaleShopsError when the night must stop (CRM_ON_SHOP_FAILURE=stop,
-    or no API shop is current)."""
+    the night; raises StaleShopsError when the night must stop (a stale shop whose policy,
+    its own ``on_failure`` or CRM_ON_SHOP_FAILURE, is ``stop``; or no API shop current)."""
     from crm_pipeline.extract.freshness import gate, on_shop_failure, shop_freshness
     from crm_pipeline.warehouse import connect
 
