@@ -15,7 +15,8 @@ time zone, or the `as_of_date` param) and has the day's work ready before 08:00:
    contradict (payment reminders for its orders; cadence, repurchase and care
    messages for its buyers) are held. **finish_night** then fails the run, naming
    the shop: fix it and clear the failed extract task with its downstream.
-   `stop` ends the night at check_extraction, as does no API shop being current.
+   `stop` (or `on_failure: stop` on that shop in shops.yml) ends the night at
+   check_extraction, as does no API shop being current.
 2. **quality_raw** — Great Expectations `raw_landing` checkpoint; a critical
    failure stops the run here: nothing is modelled or sent.
 3. **transform** — the dbt project via Cosmos (model, then its tests), then
