@@ -410,11 +410,13 @@ def test_a_shop_not_read_holds_what_its_missing_data_could_contradict(planned, m
 
 
 def test_a_shop_that_cannot_be_read_is_named_and_the_night_ends_failed(planned, modeled, clone_database, sandbox,
-                                                                         monkeypatch):
+                                                                         monkeypatch, tmp_path):
     """D45 through the real failure: JD's token has expired. The other shops land, the
     gate names JD with its error and lets the night go on; the end of the night fails,
     naming it; a sheet that cannot be imported keeps its shop stale the same way;
     CRM_ON_SHOP_FAILURE=stop stops at the gate; once JD is read the night completes."""
+    from html import escape
+
     from crm_pipeline import pipeline
     from crm_pipeline.extract.base import ExtractError
     from crm_pipeline.extract.freshness import StaleShopsError
@@ -443,6 +445,16 @@ def test_a_shop_that_cannot_be_read_is_named_and_the_night_ends_failed(planned, 
         assert set(stale) == {"jd_pop", "wechat_social"}
         assert stale["jd_pop"]["last_error"] and "expired-token" not in stale["jd_pop"]["last_error"]
         assert stale["wechat_social"]["pending_files"] == ["broken.csv"]
+        # the night goes on: its plan holds for both, and the report opens with them
+        held = pipeline.plan_outreach(MODEL_AS_OF, url)["held"]
+        from crm_pipeline.reporting.report import write_report
+
+        report = write_report(MODEL_AS_OF, url, tmp_path).read_text(encoding="utf-8")
+        banner = report.split("<h2 class='bad'>Partial night", 1)[1].split("</section>", 1)[0]
+        assert "jd/jd_pop: read up to 2026-11-20 00:00 CST" in banner and "broken.csv" in banner
+        assert all(f"{escape(kind)} {n}" in banner for kind, n in held.items()) and held
+        assert "<tr><td>jd_pop</td><td>jd</td><td>2026-11-20 00:00 CST</td><td>NO</td></tr>" in report
+        assert "<tr><td>tmall_flagship</td><td>taobao</td><td>2026-11-21 00:00 CST</td><td>yes</td></tr>" in report
         with pytest.raises(StaleShopsError) as err:
             pipeline.finish_night(MODEL_AS_OF, url)
         assert "jd/jd_pop: read up to 2026-11-20 00:00 CST" in str(err.value) and "broken.csv" in str(err.value)

@@ -205,8 +205,9 @@ def render(d: dict, campaigns: list[dict]) -> str:
         held = ", ".join(f"{escape(k)} {int(v)}" for k, v in d["held"].items()) or "none"
         stale = (f"<section class='wide'><h2 class='bad'>Partial night: shops not read up to the end of the day"
                  f"</h2><ul>{items}</ul><p>Their data is as of their last good run. Held for them (rule "
-                 f"shop_data_stale): {held}. The run ended failed; rerun the failed extract tasks with their "
-                 f"downstream once the cause is fixed.</p></section>")
+                 f"shop_data_stale): {held}. The run ended failed; once the cause is fixed, rerun the day: "
+                 f"clear the failed extract tasks with their downstream in Airflow, or "
+                 f"<code>crm run --date {escape(d['as_of'])}</code>.</p></section>")
     return f"""<!doctype html><html lang="zh-CN"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1"><title>CRM daily report {d['as_of']}</title>
 <style>{ch.CSS}</style></head><body>
