@@ -251,7 +251,6 @@ def cmd_run(args) -> int:
     from crm_pipeline import pipeline as p
     from crm_pipeline.extract.base import ExtractError
     from crm_pipeline.extract.freshness import StaleShopsError
-    from crm_pipeline.extract.intake import IntakeError
 
     ensure_environment(start_sandbox=args.sandbox)
     as_of = args.date
@@ -265,7 +264,7 @@ def cmd_run(args) -> int:
     for shop_id in p.intake_shop_ids():
         try:
             p.intake_shop(shop_id, as_of)
-        except (ExtractError, IntakeError) as exc:
+        except ExtractError as exc:  # run_intake names the file and shop
             print(f"intake {shop_id} failed: {exc}", file=sys.stderr)
     p.check_extraction(as_of)
     _progress("quality raw_landing")
@@ -400,9 +399,12 @@ def cmd_shops(args) -> int:
         if unknown:
             print(f"no such shop in shops.yml: {', '.join(unknown)}", file=sys.stderr)
             return EXIT_USAGE
+        from crm_pipeline.extract.run import read_watermark
+
+        platform = {s.shop_id: s.platform for s in load_shops(resolve=False)}
         with connect() as conn:
-            marks = {r[0]: r[1] for r in conn.execute("select shop_id, watermark from ops.watermarks")}
-        probes = [shops.probe(shop_id, now(), marks.get(shop_id)) for shop_id in ids]
+            marks = {shop_id: read_watermark(conn, platform[shop_id], shop_id) for shop_id in ids}
+        probes = [shops.probe(shop_id, now(), marks[shop_id]) for shop_id in ids]
         print_table(["shop", "platform", "result", "seconds", "what"],
                     [[p.shop_id, p.platform, "ok" if p.ok else "FAILED", f"{p.seconds:.1f}", p.message]
                      for p in probes], right=(3,))

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from crm_pipeline.extract.base import ConfigError, ShopConfig
+from crm_pipeline.extract.freshness import POLICIES
 from crm_pipeline.platforms import UnknownPlatformError, platform_spec
 from crm_pipeline.settings import get_settings
 
@@ -88,7 +89,7 @@ def load_shops(path: Path | None = None, resolve: bool = True) -> list[ShopConfi
         merged = {**defaults, **raw}
         start = merged.get("start_date") or date(2024, 1, 1)
         on_failure = merged.get("on_failure")
-        if on_failure is not None and on_failure not in ("stop", "continue"):
+        if on_failure is not None and on_failure not in POLICIES:
             raise ConfigError(platform, shop_id, f"{path}: on_failure is {on_failure!r}; expected stop or continue")
         shops.append(
             ShopConfig(

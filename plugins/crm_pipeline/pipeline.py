@@ -96,10 +96,10 @@ def intake_shop(shop_id: str, as_of: date, url: str | None = None) -> dict:
 def check_extraction(as_of: date, url: str | None = None) -> dict:
     """After the extract step: which shops are not current for the day (D45).
 
-    Recorded in ops.run_log (step ``check:freshness``) for the report and the end of
+    Recorded in ops.run_log (step ``freshness.STEP``) for the report and the end of
     the night; raises StaleShopsError when the night must stop (a stale shop whose policy,
     its own ``on_failure`` or CRM_ON_SHOP_FAILURE, is ``stop``; or no API shop current)."""
-    from crm_pipeline.extract.freshness import gate, on_shop_failure, shop_freshness
+    from crm_pipeline.extract.freshness import STEP, gate, on_shop_failure, shop_freshness
     from crm_pipeline.warehouse import connect
 
     policy = on_shop_failure()
@@ -107,7 +107,7 @@ def check_extraction(as_of: date, url: str | None = None) -> dict:
         freshness = shop_freshness(conn, as_of)
     stale = [f for f in freshness if f.stale]
     facts = {"policy": policy, "shops": len(freshness), "stale": [f.as_fact() for f in stale]}
-    record(as_of, "check:freshness", facts, url)
+    record(as_of, STEP, facts, url)
     for f in stale:
         log.warning("shop not current for %s: %s", as_of, f.describe())
     gate(freshness, policy)
@@ -116,13 +116,11 @@ def check_extraction(as_of: date, url: str | None = None) -> dict:
 
 def finish_night(as_of: date, url: str | None = None) -> dict:
     """The last step: a night that went on without some shops ends failed, naming them (D45)."""
-    from crm_pipeline.extract.freshness import StaleShopsError
+    from crm_pipeline.extract.freshness import StaleShopsError, recorded_stale
     from crm_pipeline.warehouse import connect
 
     with connect(url) as conn:
-        row = conn.execute("select facts from ops.run_log where as_of_date = %s and step = 'check:freshness'",
-                           (as_of,)).fetchone()
-    stale = (row[0] if row else {}).get("stale") or []
+        stale = recorded_stale(conn, as_of)
     if stale:
         lines = "\n  ".join(f["describe"] for f in stale)
         raise StaleShopsError(
@@ -268,6 +266,7 @@ def summary(as_of: date, url: str | None = None) -> dict:
     """What the demo prints: read back from the warehouse (and the sandbox gateway)."""
     from datetime import timedelta
 
+    from crm_pipeline.extract.freshness import recorded_stale
     from crm_pipeline.load.quarantine import summarize
     from crm_pipeline.warehouse import connect
 
@@ -293,9 +292,7 @@ def summary(as_of: date, url: str | None = None) -> dict:
             "tiers": dict(q("select tier, count(*) from marts.customer_tiers group by 1 order by 1")),
             "ledger": dict(q("select status, count(*) from outreach.message_ledger group by 1 order by 1")),
             "suppressed": dict(q("select rule, count(*) from outreach.suppressions group by 1 order by 2 desc")),
-            "stale_shops": [f["describe"] for f in ((q("select facts from ops.run_log where as_of_date = %s"
-                                                       " and step = 'check:freshness'", as_of) or [[{}]])[0][0]
-                                                    .get("stale") or [])],
+            "stale_shops": [f["describe"] for f in recorded_stale(conn, as_of)],
             "call_list_entries": q("select count(*) from outreach.call_list_entries where list_date = %s",
                                    as_of + timedelta(days=1))[0][0],
         }

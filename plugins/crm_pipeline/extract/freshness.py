@@ -32,6 +32,13 @@ POLICIES = ("continue", "stop")
 HELD_FOR_ORDERS = ("payment_reminder",)  # by the order's shop (flash-sale reminders included)
 HELD_FOR_CUSTOMERS = ("cadence", "repurchase", "care")  # by any order of the customer's there
 HOLD_RULE = "shop_data_stale"
+STEP = "check:freshness"  # the ops.run_log step check_extraction records
+
+
+def recorded_stale(conn, as_of: date) -> list[dict]:
+    """The stale shops check_extraction recorded for the day (``as_fact`` dicts; [] if none or not run)."""
+    row = conn.execute("select facts from ops.run_log where as_of_date = %s and step = %s", (as_of, STEP)).fetchone()
+    return (row[0] if row else {}).get("stale") or []
 
 
 class StaleShopsError(RuntimeError):

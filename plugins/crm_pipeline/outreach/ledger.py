@@ -70,6 +70,26 @@ def record_policy_facts(conn, as_of: date, policy: Policy) -> None:
     )
 
 
+def decided_keys(conn, keys: list[str], as_of: date) -> set[str]:
+    """Keys already decided: planned into the ledger, or suppressed when this business day
+    was planned (a rerun must not re-decide them against a history that now holds the
+    winner of the first decision: same day, same ledger, same suppressions)."""
+    return {r[0] for r in conn.execute(
+        "select idempotency_key from outreach.message_ledger where idempotency_key = any(%s)"
+        " union select idempotency_key from outreach.suppressions where idempotency_key = any(%s)"
+        " and as_of_date = %s", (keys, keys, as_of))}
+
+
+def insert_suppressions(conn, rows: list[tuple]) -> None:
+    """(key, as_of, message_type, channel, customer_id, campaign, rule, detail) rows."""
+    if rows:
+        with conn.cursor() as cur:
+            cur.executemany(
+                "insert into outreach.suppressions (idempotency_key, as_of_date, message_type, channel,"
+                " customer_id, campaign, rule, detail) values (%s, %s, %s, %s, %s, %s, %s, %s)"
+                " on conflict (idempotency_key, rule) do nothing", rows)
+
+
 def plan(conn, proposals: list[Proposal], policy: Policy, now: datetime, as_of: date, templates_dir: Path,
          shop_name: str = "") -> PlanStats:
     """Plan proposals into the ledger (caller commits). Idempotent per key."""
@@ -77,14 +97,7 @@ def plan(conn, proposals: list[Proposal], policy: Policy, now: datetime, as_of: 
     if not proposals:
         return stats
     record_policy_facts(conn, as_of, policy)
-    keys = [p.candidate.key for p in proposals]
-    # decided before: planned into the ledger, or suppressed when this business day was
-    # planned (a rerun must not re-decide it against a history that now holds the
-    # winner of the first decision: same day, same ledger, same suppressions)
-    existing = {r[0] for r in conn.execute(
-        "select idempotency_key from outreach.message_ledger where idempotency_key = any(%s)"
-        " union select idempotency_key from outreach.suppressions where idempotency_key = any(%s)"
-        " and as_of_date = %s", (keys, keys, as_of))}
+    existing = decided_keys(conn, [p.candidate.key for p in proposals], as_of)
     fresh = [p for p in proposals if p.candidate.key not in existing]
     stats.already_planned = len(proposals) - len(fresh)
     if not fresh:
@@ -119,8 +132,8 @@ def plan(conn, proposals: list[Proposal], policy: Policy, now: datetime, as_of: 
         ledger_rows.append((c.key, c.message_type, rule.message_class, c.channel, c.customer_id, c.recipient,
                             p.template, json.dumps(params, ensure_ascii=False, default=str), body, c.campaign,
                             p.order_key, as_of, d.send_after, expires))
-    with conn.cursor() as cur:
-        if ledger_rows:
+    if ledger_rows:
+        with conn.cursor() as cur:
             cur.executemany(
                 "insert into outreach.message_ledger (idempotency_key, message_type, message_class, channel,"
                 " customer_id, recipient, template, params, body, campaign, order_key, as_of_date, send_after,"
@@ -128,13 +141,7 @@ def plan(conn, proposals: list[Proposal], policy: Policy, now: datetime, as_of: 
                 " on conflict (idempotency_key) do nothing",
                 ledger_rows,
             )
-        if suppression_rows:
-            cur.executemany(
-                "insert into outreach.suppressions (idempotency_key, as_of_date, message_type, channel,"
-                " customer_id, campaign, rule, detail) values (%s, %s, %s, %s, %s, %s, %s, %s)"
-                " on conflict (idempotency_key, rule) do nothing",
-                suppression_rows,
-            )
+    insert_suppressions(conn, suppression_rows)
     stats.planned = len(ledger_rows)
     log.info("planned %d message(s), suppressed %s, %d already in the ledger", stats.planned,
              stats.suppressed, stats.already_planned)
@@ -152,11 +159,7 @@ def hold(conn, held: list[tuple[Proposal, str]], as_of: date, rule: str, detail_
                  " and idempotency_key = any(%s)", (as_of, rule, reconsider))
     if not held:
         return {}
-    keys = [p.candidate.key for p, _ in held]
-    decided = {r[0] for r in conn.execute(
-        "select idempotency_key from outreach.message_ledger where idempotency_key = any(%s)"
-        " union select idempotency_key from outreach.suppressions where idempotency_key = any(%s)"
-        " and as_of_date = %s", (keys, keys, as_of))}
+    decided = decided_keys(conn, [p.candidate.key for p, _ in held], as_of)
     rows, counts = [], {}
     for p, shop_id in held:
         c = p.candidate
@@ -164,11 +167,6 @@ def hold(conn, held: list[tuple[Proposal, str]], as_of: date, rule: str, detail_
             continue
         rows.append((c.key, as_of, c.message_type, c.channel, c.customer_id, c.campaign, rule, detail_by_shop[shop_id]))
         counts[c.message_type] = counts.get(c.message_type, 0) + 1
-    if rows:
-        with conn.cursor() as cur:
-            cur.executemany(
-                "insert into outreach.suppressions (idempotency_key, as_of_date, message_type, channel,"
-                " customer_id, campaign, rule, detail) values (%s, %s, %s, %s, %s, %s, %s, %s)"
-                " on conflict (idempotency_key, rule) do nothing", rows)
+    insert_suppressions(conn, rows)
     log.warning("held %d message(s) for shops whose data is not current: %s", len(rows), sorted(detail_by_shop))
     return dict(sorted(counts.items()))

@@ -11,6 +11,8 @@ from datetime import date, timedelta
 from html import escape
 from pathlib import Path
 
+from crm_pipeline.extract.freshness import recorded_stale
+from crm_pipeline.extract.shops import status
 from crm_pipeline.load.quarantine import summarize
 from crm_pipeline.reporting import charts as ch
 from crm_pipeline.settings import get_settings
@@ -95,12 +97,9 @@ def gather(conn, as_of: date) -> dict:
     d["extract"] = _q(conn, "select step, facts from ops.run_log where as_of_date = %s and"
                             " (step like 'extract:%%' or step like 'intake:%%') order by step", as_of)
     # shops the night went on without (D45), and what their stale data held back
-    fresh = _q(conn, "select facts from ops.run_log where as_of_date = %s and step = 'check:freshness'", as_of)
     plan = _q(conn, "select facts from ops.run_log where as_of_date = %s and step = 'outreach:plan'", as_of)
-    d["stale_shops"] = (fresh[0][0] if fresh else {}).get("stale") or []
+    d["stale_shops"] = recorded_stale(conn, as_of)
     d["held"] = (plan[0][0] if plan else {}).get("held") or {}
-    from crm_pipeline.extract.shops import status
-
     d["shops"] = [[r.shop_id, r.platform, f"{r.read_to:%Y-%m-%d %H:%M %Z}" if r.read_to else "-",
                    "yes" if r.current else "NO"] for r in status(conn, as_of)]
     # by kind of reason (the offending value cut off and redacted: reasons quote it)
