@@ -2,7 +2,8 @@
   Customer-scoped incremental builds (DECISIONLOG D21).
 
   int_customer_orders, int_customer_paid_orders, int_customer_profile (D23),
-  customer_lifecycle_history, points_ledger and int_customer_totals (D37) are computed per customer
+  customer_lifecycle_history, points_ledger, int_customer_totals (D37) and
+  int_customer_lifecycle (D46) are computed per customer
   (every window partitions by customer_id) and "as of" the run's business
   day. A nightly run rebuilds the rows of the customers whose inputs changed
   and keeps everyone else's:
@@ -23,7 +24,7 @@
 
 {%- macro customer_increment_consumers() -%}
     {{ return(['int_customer_orders', 'int_customer_paid_orders', 'int_customer_profile', 'customer_lifecycle_history',
-               'points_ledger', 'int_customer_totals']) }}
+               'points_ledger', 'int_customer_totals', 'int_customer_lifecycle']) }}
 {%- endmacro %}
 
 {#- What a generation's full_rebuild compares: every setting the consumers read

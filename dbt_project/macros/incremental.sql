@@ -174,3 +174,29 @@
     select 1
     {%- endif -%}
 {%- endmacro %}
+
+{#- fct_orders' identity record (D46): for every identity node, the customer its
+    orders carry in fct_orders. After any successful build of fct_orders (full, or
+    incremental with the comparison below) every row carries its node's customer
+    in int_identity__resolved, so the post-hook makes the record equal to it, in
+    the same transaction as the rows. The next run then finds moved nodes by
+    comparing the record with the new resolution (200k nodes) instead of every
+    order with it (1M rows): a node whose customer differs from its record has
+    rows that do too, and no other node has. A run that fails rolls both back. -#}
+{% macro fct_orders_identity_applied() -%}
+    {{ return(api.Relation.create(database=this.database, schema=ref('int_identity__resolved').schema,
+                                  identifier='fct_orders_identity_applied')) }}
+{%- endmacro %}
+
+{% macro fct_orders_identity_record() -%}
+    {%- set applied = fct_orders_identity_applied() -%}
+    {%- set resolved = ref('int_identity__resolved') -%}
+    create table if not exists {{ applied }} (node_key text primary key, customer_id text not null);
+    insert into {{ applied }} (node_key, customer_id)
+    select i.node_key, i.customer_id
+    from {{ resolved }} as i
+    left join {{ applied }} as a on a.node_key = i.node_key
+    where a.customer_id is distinct from i.customer_id
+    on conflict (node_key) do update set customer_id = excluded.customer_id;
+    delete from {{ applied }} as a where not exists (select 1 from {{ resolved }} as i where i.node_key = a.node_key)
+{%- endmacro %}

@@ -282,6 +282,7 @@ INCREMENTAL_TABLES = {
     "marts.kpi_daily": "kpi_date", "intermediate.int_customer_profile": "customer_id",
     "marts.kpi_platform_monthly": "month, platform, shop_id", "marts.customer_tiers": "customer_id",
     "intermediate.int_customer_totals": "customer_id", "marts.customer_tier_thresholds": "tier",
+    "intermediate.int_customer_lifecycle": "customer_id",
     "marts.kpi_cohort_retention": "cohort_month, first_shop_id, months_since_first",
 }
 
@@ -307,6 +308,20 @@ def assert_latest_generation_partial(url: str) -> int:
     assert not full_rebuild
     assert 0 < touched < customers / 2, (touched, customers)
     return touched
+
+
+def identity_record_drift(url: str) -> int:
+    """Nodes whose entry in fct_orders' identity record (D46) differs from the
+    resolution or from the customer their fct_orders rows carry (-1: no record)."""
+    if rows(url, "select to_regclass('intermediate.fct_orders_identity_applied')") == [(None,)]:
+        return -1
+    (drift,), = rows(url, """
+        select count(*) from (
+            select node_key, customer_id from intermediate.int_identity__resolved
+            union select distinct node_key, customer_id from marts.fct_orders
+        ) as truth full join intermediate.fct_orders_identity_applied as a using (node_key)
+        where a.customer_id is distinct from truth.customer_id""")
+    return drift
 
 
 def test_full_refresh_equals_incremental(modeled, clone_database):
@@ -365,6 +380,21 @@ def test_full_refresh_equals_incremental(modeled, clone_database):
                      " where identifier_type = 'phone' and identifier_value = %s", split_phone) == [("split_rule",)]
 
     assert_latest_generation_partial(url)
+    # D46: fct_orders' record of the customer each node's rows carry is the resolution
+    assert identity_record_drift(url) == 0
+    # without the record (a table from before D46) a run compares every order once
+    # and writes the record back; a force-link reaches two untouched customers' rows
+    (c_node, c_customer), (d_node, d_customer) = rows(url, """
+        select node_key, customer_id from intermediate.int_identity__resolved
+        where component_size = 1 and node_key like 'shopify:%%' order by node_key limit 2""")
+    with psycopg.connect(url) as conn:
+        conn.execute("drop table intermediate.fct_orders_identity_applied")
+        conn.execute("insert into ops.identity_rules (action, left_ref, right_ref, reason)"
+                     " values ('link', %s, %s, 'same person, checked by phone')", (c_node, d_node))
+    run_dbt(["build"], MODEL_AS_OF, url)
+    assert rows(url, "select count(distinct customer_id) from marts.fct_orders where node_key in (%s, %s)",
+                c_node, d_node) == [(1,)]
+    assert identity_record_drift(url) == 0
     # a rerun with the default lookback re-reads every fixture order (all landed
     # minutes ago), none of which changed: int_orders rewrites none, so the models
     # after it (which pick up by its modeled_at stamp) redo nothing
@@ -401,9 +431,11 @@ def test_customer_scoped_models_follow_the_as_of_day(modeled, clone_database):
     after = dict(rows(url, "select stage, count(*) from marts.customer_lifecycle where stage in ('at_risk', 'churned')"
                            " group by 1"))
     assert after.get("churned", 0) > before.get("churned", 0), "75 days of silence churn some customers"
-    # the six customer-scoped models and fct_order_items (which reads the log's customers, D23)
-    assert rows(url, "select count(distinct model) from intermediate.customer_increments_applied"
-                     " where seq = (select max(seq) from intermediate.int_customer_increments)")[0][0] == 7
+    # the seven customer-scoped models and fct_order_items (which reads the log's customers, D23)
+    assert {m for m, in rows(url, "select model from intermediate.customer_increments_applied"
+                                  " where seq = (select max(seq) from intermediate.int_customer_increments)")} == {
+        "int_customer_orders", "int_customer_paid_orders", "int_customer_profile", "customer_lifecycle_history",
+        "points_ledger", "int_customer_totals", "int_customer_lifecycle", "fct_order_items"}
     assert_equals_full_refresh(url, final)
 
 
