@@ -200,3 +200,71 @@
     on conflict (node_key) do update set customer_id = excluded.customer_id;
     delete from {{ applied }} as a where not exists (select 1 from {{ resolved }} as i where i.node_key = a.node_key)
 {%- endmacro %}
+
+{#- pre_hook of fct_orders: the orders it rewrites, in a temp table for the model and
+    the post-hook (same transaction). Incremental: the orders int_orders rewrote
+    since this model last ran (its stamp, no lookback), and the orders of every node
+    whose customer is not the one its rows carry (by the int_orders node_key index;
+    an order that changed node is in the first branch). A whole build: one null
+    key. -#}
+{% macro fct_orders_changed_before() -%}
+    create temporary table fct_orders__changed on commit drop as
+    {%- if is_incremental() %}
+    {%- set applied = fct_orders_identity_applied() %}
+    select order_key from {{ ref('int_orders') }}
+    where modeled_at > {{ incremental_since('modeled_at', lookback=false) }}
+    union
+    {%- if side_table_exists(applied) %}
+    select order_key from {{ ref('int_orders') }}
+    where node_key = any(array(
+        select i.node_key
+        from {{ ref('int_identity__resolved') }} as i
+        left join {{ applied }} as a on a.node_key = i.node_key
+        where a.customer_id is distinct from i.customer_id))
+    {%- else %}
+    -- no record of the applied identity yet (a table from before D46): compare every order
+    select f.order_key
+    from {{ this }} as f
+    inner join {{ ref('int_identity__resolved') }} as i on i.node_key = f.node_key
+    where i.customer_id <> f.customer_id
+    {%- endif %}
+    {%- else %}
+    select null::text as order_key
+    {%- endif %}
+{%- endmacro %}
+
+{#- fct_orders' change log (D46): the orders each build rewrote (a null key: the
+    whole table), appended in the build's transaction. int_customer_increments
+    compares only the orders logged since the entry it read last, and removes
+    what it has read. -#}
+{% macro fct_orders_changes(schema) -%}
+    {{ return(api.Relation.create(database=this.database, schema=schema, identifier='fct_orders_changes')) }}
+{%- endmacro %}
+
+{% macro fct_orders_changes_record() -%}
+    {%- set log = fct_orders_changes(ref('int_orders').schema) -%}
+    create table if not exists {{ log }} (
+        seq bigint generated always as identity primary key, order_key text, logged_at timestamptz not null default now());
+    insert into {{ log }} (order_key) select order_key from fct_orders__changed
+{%- endmacro %}
+
+{#- post_hook of int_customer_increments: drop the fct_orders_changes entries this
+    generation has seen (same transaction as the generation). -#}
+{% macro fct_orders_changes_read() -%}
+    {%- set log = fct_orders_changes(this.schema) -%}
+    {%- if side_table_exists(log) -%}
+    delete from {{ log }}
+    where seq <= (select fct_orders_change_seq from {{ this }} where is_marker order by seq desc limit 1)
+    {%- else -%}
+    select 1
+    {%- endif -%}
+{%- endmacro %}
+
+{#- Whether a table the hooks create beside the models exists. Asked of the database:
+    dbt's relation cache, filled when the run starts, does not see a table a hook
+    created earlier in the same run. -#}
+{% macro side_table_exists(relation) -%}
+    {%- if not execute -%}{{ return(false) }}{%- endif -%}
+    {{ return(run_query("select to_regclass('" ~ relation.schema ~ "." ~ relation.identifier ~ "') is not null")
+              .columns[0].values()[0]) }}
+{%- endmacro %}

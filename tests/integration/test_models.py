@@ -395,6 +395,21 @@ def test_full_refresh_equals_incremental(modeled, clone_database):
     assert rows(url, "select count(distinct customer_id) from marts.fct_orders where node_key in (%s, %s)",
                 c_node, d_node) == [(1,)]
     assert identity_record_drift(url) == 0
+    # int_customer_increments compares only the orders fct_orders logged as rewritten;
+    # after a whole rebuild of fct_orders alone it compares every order (D46), so
+    # even a row that drifted without a logged change is found and rebuilt
+    drift = "select c.amount_cny = f.amount_cny from intermediate.int_customer_orders as c" \
+            " join marts.fct_orders as f using (order_key) where order_key = %s"
+    (key,), = rows(url, "select min(order_key) from intermediate.int_customer_orders")
+    with psycopg.connect(url) as conn:
+        conn.execute("update intermediate.int_customer_orders set amount_cny = amount_cny + 1 where order_key = %s",
+                     (key,))
+    run_dbt(["build"], MODEL_AS_OF, url)
+    assert rows(url, drift, key) == [(False,)], "no order was logged, none is compared"
+    run_dbt(["run", "--full-refresh", "--select", "fct_orders"], MODEL_AS_OF, url)
+    run_dbt(["build"], MODEL_AS_OF, url)
+    assert rows(url, drift, key) == [(True,)]
+    assert rows(url, "select count(*) from intermediate.fct_orders_changes") == [(0,)], "read entries are removed"
     # a rerun with the default lookback re-reads every fixture order (all landed
     # minutes ago), none of which changed: int_orders rewrites none, so the models
     # after it (which pick up by its modeled_at stamp) redo nothing

@@ -1,4 +1,4 @@
-{{ config(indexes=[{'columns': ['customer_id']}], **customer_incremental_config()) }}
+{{ config(indexes=[{'columns': ['customer_id']}, {'columns': ['order_key']}], **customer_incremental_config()) }}
 -- Orders as of the run's business day, with their customer: the base of every
 -- customer metric. "Paid as of" means paid before the end of the as-of day and
 -- not refunded by then; revenue is net of refunds.

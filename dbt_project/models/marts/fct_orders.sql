@@ -5,14 +5,16 @@
     on_schema_change='append_new_columns',
     indexes=[{'columns': ['order_key'], 'unique': true}, {'columns': ['customer_id']}, {'columns': ['order_date']},
              {'columns': ['loaded_at']}, {'columns': ['modeled_at']}],
-    post_hook=["{{ fct_orders_identity_record() }}"]
+    pre_hook=["{{ fct_orders_changed_before() }}"],
+    post_hook=["{{ fct_orders_identity_record() }}", "{{ fct_orders_changes_record() }}"]
 ) }}
 -- One row per order from every platform and shop, in one vocabulary, with its customer.
 -- Incremental: the orders int_orders rewrote since this model last ran and every
 -- order whose identity node now belongs to another customer (a merge or split):
 -- the nodes whose customer differs from the one this table's rows carry, kept per
 -- node beside it (fct_orders_identity_applied, D46), so a night compares 200k nodes,
--- not every order.
+-- not every order. The pre-hook lists those orders; the post-hook logs them
+-- (fct_orders_changes) for int_customer_increments, in the same transaction.
 -- cost_cny and categories sum up the order's lines (fct_order_items' catalog
 -- cost and category) so per-customer and per-month models need not join the
 -- lines back (D23).
@@ -21,38 +23,13 @@ with identity as (
     select node_key, customer_id from {{ ref('int_identity__resolved') }}
 ),
 
-{% if is_incremental() %}
-{%- set applied = fct_orders_identity_applied() %}
-changed as (
-    -- the orders int_orders rewrote since this model last ran (its stamp: no lookback)
-    select order_key from {{ ref('int_orders') }}
-    where modeled_at > {{ incremental_since('modeled_at', lookback=false) }}
-    union
-    {%- if execute and adapter.get_relation(applied.database, applied.schema, applied.identifier) is not none %}
-    -- the orders of every node whose customer is not the one its rows carry (by the
-    -- int_orders node_key index; an order that changed node is in the first branch)
-    select order_key from {{ ref('int_orders') }}
-    where node_key = any(array(
-        select i.node_key
-        from {{ ref('int_identity__resolved') }} as i
-        left join {{ applied }} as a on a.node_key = i.node_key
-        where a.customer_id is distinct from i.customer_id))
-    {%- else %}
-    -- no record of the applied identity yet (a table from before D46): compare every order
-    select f.order_key
-    from {{ this }} as f
-    inner join {{ ref('int_identity__resolved') }} as i on i.node_key = f.node_key
-    where i.customer_id <> f.customer_id
-    {%- endif %}
-),
-{% endif %}
 
 orders as (
     select * from {{ ref('int_orders') }}
     {% if is_incremental() %}
     -- an array keeps the planner on the order_key index (a semi-join on the
     -- union is estimated at the whole table)
-    where order_key = any(array(select order_key from changed))
+    where order_key = any(array(select order_key from fct_orders__changed))
     {% endif %}
 ),
 
@@ -65,7 +42,7 @@ lines as (
     from {{ ref('int_order_items') }} as i
     left join {{ ref('product_catalog') }} as c on c.sku = i.sku
     {% if is_incremental() %}
-    where i.order_key = any(array(select order_key from changed))
+    where i.order_key = any(array(select order_key from fct_orders__changed))
     {% endif %}
     group by i.order_key
 ),
