@@ -584,3 +584,27 @@ def test_unchanged_views_are_left_in_place(modeled, clone_database, tmp_path):
     run_dbt([*only_views, "--full-refresh"], MODEL_AS_OF, url, capture=True)
     refreshed = views()
     assert all(refreshed[name][0] != again[name][0] for name in built), "--full-refresh rebuilds every view"
+
+
+def test_docs_are_commented_only_when_they_change(modeled, clone_database, monkeypatch):
+    """D46: persist_docs takes autovacuum's lock (SHARE UPDATE EXCLUSIVE) only to
+    change a comment. An incremental model whose docs did not change builds while
+    another session holds that lock, as autovacuum does after a night's inserts;
+    a comment that differs from the docs is rewritten."""
+    from crm_pipeline.transform.dbt import run_dbt
+
+    url = clone_database(modeled, "comments")
+    docs = ("select obj_description('marts.fct_orders'::regclass, 'pg_class'),"
+            " col_description('marts.fct_orders'::regclass, (select attnum from pg_attribute"
+            " where attrelid = 'marts.fct_orders'::regclass and attname = 'customer_id'))")
+    (table_doc, column_doc), = rows(url, docs)
+    assert table_doc and column_doc
+    monkeypatch.setenv("PGOPTIONS", "-c lock_timeout=3000")  # read by libpq when dbt connects
+    with psycopg.connect(url) as holder:
+        holder.execute("lock table marts.fct_orders in share update exclusive mode")
+        run_dbt(["run", "--select", "fct_orders"], MODEL_AS_OF, url)
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("comment on table marts.fct_orders is 'stale'")
+        conn.execute("comment on column marts.fct_orders.customer_id is 'stale'")
+    run_dbt(["run", "--select", "fct_orders"], MODEL_AS_OF, url)
+    assert rows(url, docs) == [(table_doc, column_doc)]
