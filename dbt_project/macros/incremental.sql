@@ -176,61 +176,83 @@
 {%- endmacro %}
 
 {#- fct_orders' identity record (D46): for every identity node, the customer its
-    orders carry in fct_orders. After any successful build of fct_orders (full, or
-    incremental with the comparison below) every row carries its node's customer
-    in int_identity__resolved, so the post-hook makes the record equal to it, in
-    the same transaction as the rows. The next run then finds moved nodes by
-    comparing the record with the new resolution (200k nodes) instead of every
-    order with it (1M rows): a node whose customer differs from its record has
-    rows that do too, and no other node has. A run that fails rolls both back. -#}
+    orders carry in fct_orders. After any successful build of fct_orders every row
+    carries its node's customer in int_identity__resolved, so the record follows the
+    resolution, in the same transaction as the rows. The next run then finds moved
+    nodes by comparing the record with the new resolution (one join over nodes)
+    instead of every order with it: a node whose customer differs from its record
+    (or that has none) has rows that do too, and no other node has. A run that fails
+    rolls both back. -#}
 {% macro fct_orders_identity_applied() -%}
     {{ return(api.Relation.create(database=this.database, schema=ref('int_identity__resolved').schema,
                                   identifier='fct_orders_identity_applied')) }}
 {%- endmacro %}
 
-{% macro fct_orders_identity_record() -%}
+{#- pre_hook of fct_orders, in the build's transaction. Temp tables for the model and
+    the post-hooks:
+      fct_orders__changed  the orders it rewrites: incremental, those int_orders
+                           rewrote since this model last ran (its stamp, no lookback)
+                           and those of every moved node (by the int_orders node_key
+                           index; an order that changed node is in the first branch);
+                           a whole build, one null key;
+      fct_orders__moved    the nodes whose record entry is rewritten;
+      fct_orders__left     the nodes the rewritten orders carried before, of which
+                           those with no order left leave the record.
+    A whole build, or a table from before the record (every order is compared once),
+    rewrites the whole record. -#}
+{% macro fct_orders_changed_before() -%}
     {%- set applied = fct_orders_identity_applied() -%}
     {%- set resolved = ref('int_identity__resolved') -%}
+    {%- set incremental = is_incremental() -%}
+    {%- set recorded = incremental and side_table_exists(applied) -%}
     create table if not exists {{ applied }} (node_key text primary key, customer_id text not null);
-    insert into {{ applied }} (node_key, customer_id)
-    select i.node_key, i.customer_id
+    {%- if recorded %}
+    create temporary table fct_orders__moved on commit drop as
+    select i.node_key
     from {{ resolved }} as i
     left join {{ applied }} as a on a.node_key = i.node_key
-    where a.customer_id is distinct from i.customer_id
-    on conflict (node_key) do update set customer_id = excluded.customer_id;
-    delete from {{ applied }} as a where not exists (select 1 from {{ resolved }} as i where i.node_key = a.node_key)
-{%- endmacro %}
-
-{#- pre_hook of fct_orders: the orders it rewrites, in a temp table for the model and
-    the post-hook (same transaction). Incremental: the orders int_orders rewrote
-    since this model last ran (its stamp, no lookback), and the orders of every node
-    whose customer is not the one its rows carry (by the int_orders node_key index;
-    an order that changed node is in the first branch). A whole build: one null
-    key. -#}
-{% macro fct_orders_changed_before() -%}
+    where a.customer_id is distinct from i.customer_id;
+    {%- else %}
+    create temporary table fct_orders__moved on commit drop as select node_key from {{ resolved }};
+    {%- endif %}
     create temporary table fct_orders__changed on commit drop as
-    {%- if is_incremental() %}
-    {%- set applied = fct_orders_identity_applied() %}
+    {%- if recorded %}
     select order_key from {{ ref('int_orders') }}
     where modeled_at > {{ incremental_since('modeled_at', lookback=false) }}
     union
-    {%- if side_table_exists(applied) %}
     select order_key from {{ ref('int_orders') }}
-    where node_key = any(array(
-        select i.node_key
-        from {{ ref('int_identity__resolved') }} as i
-        left join {{ applied }} as a on a.node_key = i.node_key
-        where a.customer_id is distinct from i.customer_id))
-    {%- else %}
-    -- no record of the applied identity yet (a table from before D46): compare every order
+    where node_key = any(array(select node_key from fct_orders__moved));
+    {%- elif incremental %}
+    select order_key from {{ ref('int_orders') }}
+    where modeled_at > {{ incremental_since('modeled_at', lookback=false) }}
+    union
     select f.order_key
     from {{ this }} as f
-    inner join {{ ref('int_identity__resolved') }} as i on i.node_key = f.node_key
-    where i.customer_id <> f.customer_id
-    {%- endif %}
+    inner join {{ resolved }} as i on i.node_key = f.node_key
+    where i.customer_id <> f.customer_id;
     {%- else %}
-    select null::text as order_key
+    select null::text as order_key;
     {%- endif %}
+    create temporary table fct_orders__left on commit drop as
+    {%- if recorded %}
+    select distinct node_key from {{ this }} where order_key = any(array(select order_key from fct_orders__changed))
+    {%- else %}
+    select node_key from {{ applied }}
+    {%- endif %}
+{%- endmacro %}
+
+{#- post_hook of fct_orders: the record follows the resolution for the moved nodes and
+    drops the nodes no order carries any more. -#}
+{% macro fct_orders_identity_record() -%}
+    {%- set applied = fct_orders_identity_applied() -%}
+    insert into {{ applied }} (node_key, customer_id)
+    select i.node_key, i.customer_id
+    from {{ ref('int_identity__resolved') }} as i
+    where i.node_key in (select node_key from fct_orders__moved)
+    on conflict (node_key) do update set customer_id = excluded.customer_id;
+    delete from {{ applied }} as a
+    where a.node_key in (select node_key from fct_orders__left)
+      and not exists (select 1 from {{ ref('int_orders') }} as o where o.node_key = a.node_key)
 {%- endmacro %}
 
 {#- fct_orders' change log (D46): the orders each build rewrote (a null key: the
