@@ -7,14 +7,15 @@
   autovacuum, and the table's statistics are not refreshed. These overrides of
   dbt-postgres 1.11's macros issue a COMMENT only when the text differs from the
   one in the catalog (which never locks); a rebuilt table or view has none yet,
-  so it is commented as before.
+  so it is commented as before. An empty description is no comment (COMMENT ... IS
+  '' removes it), so it compares equal to none.
 -#}
 
 {% macro postgres__alter_relation_comment(relation, comment) %}
   {%- set escaped_comment = postgres_escape_comment(comment) -%}
   {%- set relation_type = 'materialized view' if relation.type == 'materialized_view' else relation.type -%}
   do $crm_comment$ begin
-    if obj_description({{ crm_regclass(relation) }}, 'pg_class') is distinct from {{ escaped_comment }} then
+    if coalesce(obj_description({{ crm_regclass(relation) }}, 'pg_class'), '') <> {{ escaped_comment }} then
       comment on {{ relation_type }} {{ relation }} is {{ escaped_comment }};
     end if;
   end $crm_comment$;
@@ -31,10 +32,10 @@
   {%- for column_name in columns %}
     {%- set escaped_comment = postgres_escape_comment(column_dict[column_name]['description']) %}
     {%- set quoted = adapter.quote(column_name) if column_dict[column_name]['quote'] else column_name %}
-    if col_description({{ crm_regclass(relation) }},
-                       (select attnum from pg_attribute
-                        where attrelid = {{ crm_regclass(relation) }} and attname = '{{ column_name }}'))
-       is distinct from {{ escaped_comment }} then
+    if coalesce(col_description({{ crm_regclass(relation) }},
+                                (select attnum from pg_attribute
+                                 where attrelid = {{ crm_regclass(relation) }} and attname = '{{ column_name }}')), '')
+       <> {{ escaped_comment }} then
       comment on column {{ relation }}.{{ quoted }} is {{ escaped_comment }};
     end if;
   {%- endfor %}

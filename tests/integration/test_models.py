@@ -588,9 +588,10 @@ def test_unchanged_views_are_left_in_place(modeled, clone_database, tmp_path):
 
 def test_docs_are_commented_only_when_they_change(modeled, clone_database, monkeypatch):
     """D46: persist_docs takes autovacuum's lock (SHARE UPDATE EXCLUSIVE) only to
-    change a comment. An incremental model whose docs did not change builds while
-    another session holds that lock, as autovacuum does after a night's inserts;
-    a comment that differs from the docs is rewritten."""
+    change a comment. Incremental models whose docs did not change build while
+    another session holds that lock, as autovacuum does after a night's inserts
+    (int_orders has columns documented by tests only: an empty description is no
+    comment); a comment that differs from the docs is rewritten."""
     from crm_pipeline.transform.dbt import run_dbt
 
     url = clone_database(modeled, "comments")
@@ -599,10 +600,13 @@ def test_docs_are_commented_only_when_they_change(modeled, clone_database, monke
             " where attrelid = 'marts.fct_orders'::regclass and attname = 'customer_id'))")
     (table_doc, column_doc), = rows(url, docs)
     assert table_doc and column_doc
+    undocumented = rows(url, "select count(*) from pg_attribute where attrelid = 'intermediate.int_orders'::regclass"
+                             " and attnum > 0 and col_description(attrelid, attnum) is null")[0][0]
+    assert undocumented > 0
     monkeypatch.setenv("PGOPTIONS", "-c lock_timeout=3000")  # read by libpq when dbt connects
     with psycopg.connect(url) as holder:
-        holder.execute("lock table marts.fct_orders in share update exclusive mode")
-        run_dbt(["run", "--select", "fct_orders"], MODEL_AS_OF, url)
+        holder.execute("lock table marts.fct_orders, intermediate.int_orders in share update exclusive mode")
+        run_dbt(["run", "--select", "int_orders", "fct_orders"], MODEL_AS_OF, url)
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute("comment on table marts.fct_orders is 'stale'")
         conn.execute("comment on column marts.fct_orders.customer_id is 'stale'")
