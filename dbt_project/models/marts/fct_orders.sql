@@ -23,7 +23,6 @@ with identity as (
     select node_key, customer_id from {{ ref('int_identity__resolved') }}
 ),
 
-
 orders as (
     select * from {{ ref('int_orders') }}
     {% if is_incremental() %}
