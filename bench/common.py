@@ -42,6 +42,24 @@ def fresh_database(name: str, migrated: bool = True) -> str:
     return url
 
 
+def database_exists(name: str) -> bool:
+    import psycopg
+
+    with psycopg.connect(server_url(), autocommit=True) as conn:
+        return conn.execute("select 1 from pg_database where datname = %s", (name,)).fetchone() is not None
+
+
+def copy_database(source: str, name: str) -> str:
+    """A copy of database `source` (no session may be connected to it) as `name`; its URL."""
+    import psycopg
+
+    base = server_url()
+    with psycopg.connect(base, autocommit=True) as conn:
+        conn.execute(f'drop database if exists "{name}" with (force)')
+        conn.execute(f'create database "{name}" template "{source}"')
+    return base.rsplit("/", 1)[0] + f"/{name}"
+
+
 @contextmanager
 def sandbox_process(persons: int, throttle: bool = False, log_dir: Path | None = None, clean: bool = True):
     """The sandbox in its own process (so its JSON rendering does not share our GIL)."""
