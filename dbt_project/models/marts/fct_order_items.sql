@@ -4,6 +4,7 @@
     incremental_strategy='delete+insert',
     indexes=[{'columns': ['order_key']}, {'columns': ['customer_id']}, {'columns': ['modeled_at']}],
     on_schema_change='append_new_columns',
+    pre_hook=["{{ customer_increment_scope() }}"],
     post_hook=["{{ customer_increment_record() }}"]
 ) }}
 -- One row per order line, with product category, usage period and margin.
