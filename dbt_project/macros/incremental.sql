@@ -136,7 +136,8 @@
     row's modeled_at), it belongs to another customer now, or it is new or gone.
     And every node holding an identifier whose status or holders changed (compared
     with identifier_status, so a new split rule, junk seed or holder cap reaches
-    every row it blocks). A table from before the modeled_at stamp: every node. -#}
+    every row it blocks), among the identifiers identifier_status rewrote since this
+    table last wrote (D47). A table from before the modeled_at stamp: every node. -#}
 {% macro customer_identities_affected() -%}
     {%- if is_incremental() -%}
     create temporary table customer_identities__affected on commit drop as
@@ -159,6 +160,10 @@
         on s.identifier_type = t.identifier_type and s.identifier_value = t.identifier_value
     where t.identifier_type <> 'platform_account'
       and (s.status <> t.link_status or s.holders <> t.identifier_holders)
+      {%- if relation_has_column(ref('int_identity__identifier_status'), 'modeled_at') %}
+      -- only the identifiers the status build rewrote since this table last wrote (D47)
+      and s.modeled_at > {{ incremental_since('modeled_at', lookback=false) }}
+      {%- endif %}
     {%- else %}
     select node_key from {{ this }} union select node_key from {{ ref('int_identity__nodes') }}
     {%- endif -%}

@@ -284,6 +284,8 @@ INCREMENTAL_TABLES = {
     "intermediate.int_customer_totals": "customer_id", "marts.customer_tier_thresholds": "tier",
     "intermediate.int_customer_lifecycle": "customer_id",
     "marts.kpi_cohort_retention": "cohort_month, first_shop_id, months_since_first",
+    # incremental by identifier (D47)
+    "intermediate.int_identity__identifier_status": "identifier_type, identifier_value",
 }
 
 
@@ -322,6 +324,68 @@ def identity_record_drift(url: str) -> int:
         ) as truth full join intermediate.fct_orders_identity_applied as a using (node_key)
         where a.customer_id is distinct from truth.customer_id""")
     return drift
+
+
+STATUS_COUNT = "select count(*) from intermediate.int_identity__identifier_status"
+# identifiers whose node count in identifier_status differs from node_identifiers' rows
+STATUS_DRIFT = """
+with counted as (
+    select identifier_type, identifier_value, count(*)::bigint as nodes
+    from intermediate.int_identity__node_identifiers group by 1, 2
+), status as (
+    select identifier_type, identifier_value, nodes from intermediate.int_identity__identifier_status
+)
+select count(*) from ((select * from counted except select * from status)
+                      union all (select * from status except select * from counted)) as d"""
+
+
+def status_recomputed(url: str) -> int:
+    """Identifiers the last identifier_status build (re)wrote (D47)."""
+    return rows(url, STATUS_COUNT + " where modeled_at = (select max(modeled_at)"
+                                    " from intermediate.int_identity__identifier_status)")[0][0]
+
+
+def link_status(url: str, value: str) -> set:
+    """The status of one identifier in identifier_status and on its customer_identities rows."""
+    return {s for s, in rows(url, "select status from intermediate.int_identity__identifier_status"
+                                  " where identifier_value = %s union all select link_status"
+                                  " from marts.customer_identities where identifier_value = %s", value, value)}
+
+
+def identifier_status_follows_global_inputs(url: str) -> None:
+    """D47: a junk entry, the holder cap and a recreated log reach identifiers no node
+    touched (the identity models only: `build` would reload the seed from its file,
+    and the resolution ends as it began, so the models after it have nothing to do)."""
+    from crm_pipeline.transform.dbt import run_dbt
+
+    linking = "select identifier_value from intermediate.int_identity__identifier_status" \
+              " where identifier_type = 'phone' and status = 'used' and nodes > 1 {} order by identifier_value limit 1"
+    identity = ["run", "--select", "int_identity__node_identifiers", "int_identity__identifier_status",
+                "int_identity__resolved", "customer_identities"]
+    (junk,), = rows(url, linking.format(""))
+    with psycopg.connect(url) as conn:
+        conn.execute("insert into reference.junk_identifiers values ('phone', %s, 'found tonight')", (junk,))
+    run_dbt(identity, MODEL_AS_OF, url)
+    assert link_status(url, junk) == {"junk"}
+    assert status_recomputed(url) < rows(url, STATUS_COUNT)[0][0] / 2
+    # the entry removed again, and the cap lowered below a phone two people share
+    (shared, holders), = rows(url, linking.replace("identifier_value", "identifier_value, holders", 1)
+                              .format("and holders > 1"))
+    with psycopg.connect(url) as conn:
+        conn.execute("delete from reference.junk_identifiers where reason = 'found tonight'")
+    cap = holders - 1
+    run_dbt(identity, MODEL_AS_OF, url, extra_vars={"identity_max_holders": cap})
+    (junk_holders,), = rows(url, "select holders from intermediate.int_identity__identifier_status"
+                                 " where identifier_value = %s", junk)
+    assert link_status(url, junk) == {"over_cap" if junk_holders > cap else "used"}
+    assert link_status(url, shared) == {"over_cap"}
+    run_dbt(identity, MODEL_AS_OF, url)
+    assert link_status(url, shared) == {"used"}
+    # a log that was dropped is recreated with a null entry: the next build recomputes all
+    with psycopg.connect(url) as conn:
+        conn.execute("drop table intermediate.identity_identifier_changes")
+    run_dbt(identity, MODEL_AS_OF, url)
+    assert status_recomputed(url) == rows(url, STATUS_COUNT)[0][0]
 
 
 def test_full_refresh_equals_incremental(modeled, clone_database):
@@ -380,6 +444,12 @@ def test_full_refresh_equals_incremental(modeled, clone_database):
                      " where identifier_type = 'phone' and identifier_value = %s", split_phone) == [("split_rule",)]
 
     assert_latest_generation_partial(url)
+    # D47: identifier_status recomputed some identifiers, not all (else the equality
+    # below proves nothing), and removed the log entries it read
+    assert 0 < status_recomputed(url) < rows(url, STATUS_COUNT)[0][0] / 2
+    assert rows(url, "select count(*) from intermediate.identity_identifier_changes") == [(0,)]
+    # the identifiers the erased and the reassigned nodes lost are recounted (or gone)
+    assert rows(url, STATUS_DRIFT) == [(0,)]
     # D46: fct_orders' record of the customer each node's rows carry is the resolution
     assert identity_record_drift(url) == 0
     # without the record (a table from before D46) a run compares every order once
@@ -410,6 +480,7 @@ def test_full_refresh_equals_incremental(modeled, clone_database):
     run_dbt(["build"], MODEL_AS_OF, url)
     assert rows(url, drift, key) == [(True,)]
     assert rows(url, "select count(*) from intermediate.fct_orders_changes") == [(0,)], "read entries are removed"
+    identifier_status_follows_global_inputs(url)
     # a rerun with the default lookback re-reads every fixture order (all landed
     # minutes ago), none of which changed: int_orders rewrites none, so the models
     # after it (which pick up by its modeled_at stamp) redo nothing

@@ -1,3 +1,10 @@
+{{ config(
+    materialized='incremental',
+    incremental_strategy='append',
+    on_schema_change='append_new_columns',
+    pre_hook=["{{ identifier_status_affected() }}"],
+    post_hook=["{{ identifier_status_read() }}"]
+) }}
 -- Whether each identifier may link customers (R3):
 --   junk        placeholder values (seed junk_identifiers, repeated-digit numbers)
 --   over_cap    shared by more than identity_max_holders distinct people
@@ -6,9 +13,18 @@
 --               mailroom's "前台 + office address" cannot chain a whole company together
 --   split_rule  blocked by `crm identity split phone:+86...`
 --   used        links every node that carries it
+-- Incremental by identifier (D47, macros/identifier_status.sql): the identifiers
+-- the nodes rebuilt tonight carry now or carried before, every identifier not
+-- 'used' or over the cap, and those the seed and the split rules name are
+-- recomputed from all their rows; the rest keep their row.
 
 with identifiers as (
     select * from {{ ref('int_identity__node_identifiers') }}
+    {% if is_incremental() %}
+    where exists (select 1 from identifier_status__affected where identifier_type is null)
+       or (identifier_type, identifier_value) in (
+           select identifier_type, identifier_value from identifier_status__affected)
+    {% endif %}
 ),
 
 junk as (
@@ -16,10 +32,7 @@ junk as (
 ),
 
 split_rules as (
-    select split_part(left_ref, ':', 1) as identifier_type,
-           substr(left_ref, length(split_part(left_ref, ':', 1)) + 2) as identifier_value
-    from {{ source('ops', 'identity_rules') }}
-    where action = 'split' and active and split_part(left_ref, ':', 1) in ('phone', 'email', 'name_address')
+    {{ identifier_split_rules() }}
 ),
 
 per_holder as (
@@ -61,7 +74,8 @@ final as (
             when s.identifier_value is not null then 'split_rule'
             when p.holders > {{ var('identity_max_holders') }} then 'over_cap'
             else 'used'
-        end as status
+        end as status,
+        {{ modeled_at() }} as modeled_at
     from per_identifier as p
     left join junk as j on j.identifier_type = p.identifier_type and j.identifier_value = p.identifier_value
     left join split_rules as s on s.identifier_type = p.identifier_type and s.identifier_value = p.identifier_value

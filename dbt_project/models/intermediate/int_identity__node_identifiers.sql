@@ -4,7 +4,7 @@
     incremental_strategy='append',
     on_schema_change='append_new_columns',
     indexes=[{'columns': ['node_key']}],
-    pre_hook=["{{ delete_touched_nodes() }}"]
+    pre_hook=["{{ node_identifiers_delete_touched() }}"]
 ) }}
 -- Every identifier seen on a node, with the first order it came from (the evidence).
 -- phone: E.164 (phonenumbers, at landing); email: lower-cased; name_address: a
@@ -13,7 +13,8 @@
 -- Incremental, keyed by node: the nodes of orders int_orders rewrote since this
 -- model last ran (its modeled_at stamp) are rebuilt from all their orders. The pre-hook removes
 -- those nodes' rows first: a node whose orders no longer carry any identifier
--- (a platform erasing a closed order's receiver) has no row to replace them.
+-- (a platform erasing a closed order's receiver) has no row to replace them; the
+-- identifiers of the deleted rows are logged for int_identity__identifier_status (D47).
 
 with orders as (
     select
