@@ -14,7 +14,7 @@ Env: BENCH_MODELS_ORDERS (default 1,000,000; the issue's figure is 10,000,000).
 BENCH_MODELS_KEEP=1 keeps the generated raw layer as a template database
 (crm_bench_models_pristine_N) and starts from it when it exists: comparing two
 versions of the models at 5M orders then costs one generation (13 min here), not
-two. The template takes the raw layer's disk (3.4 GB per million orders); drop it
+two. The template takes the raw layer's disk (about 2.5 GB per million orders); drop it
 when done.
 Prints `full_over_reference=R`, then `incremental_over_full=R` last.
 """

@@ -93,8 +93,7 @@
 {%- endmacro %}
 
 {%- macro customer_increments_applied_table() -%}
-    {{ return(api.Relation.create(database=this.database, schema=ref('int_customer_increments').schema,
-                                  identifier='customer_increments_applied')) }}
+    {{ return(side_table(ref('int_customer_increments').schema, 'customer_increments_applied')) }}
 {%- endmacro %}
 
 {#- Decide, when a consumer is compiled, what it rebuilds: {'full': bool, 'after': seq}.

@@ -20,7 +20,7 @@
 -#}
 
 {% macro identifier_changes(schema) -%}
-    {{ return(api.Relation.create(database=this.database, schema=schema, identifier='identity_identifier_changes')) }}
+    {{ return(side_table(schema, 'identity_identifier_changes')) }}
 {%- endmacro %}
 
 {#- pre_hook of int_identity__node_identifiers (replaces delete_touched_nodes there):
@@ -41,7 +41,7 @@
     {%- if is_incremental() %}
     with gone as (
         delete from {{ this }}
-        where node_key = any(array({{ identity_nodes_touched_since(incremental_since('last_modeled_at', lookback=false)) }}))
+        where {{ touched_nodes_filter() }}
         returning identifier_type, identifier_value
     )
     insert into {{ log }} (identifier_type, identifier_value)
@@ -82,10 +82,15 @@
     {%- endif %}
     analyze identifier_status__affected;
     delete from {{ this }}
-    where exists (select 1 from identifier_status__affected where identifier_type is null)
-       or (identifier_type, identifier_value) in (
-           select identifier_type, identifier_value from identifier_status__affected)
+    where {{ identifier_status_affected_filter() }}
     {%- endif %}
+{%- endmacro %}
+
+{#- The rows of the identifiers the pre-hook listed (all, after its null row). -#}
+{% macro identifier_status_affected_filter() -%}
+    (exists (select 1 from identifier_status__affected where identifier_type is null)
+     or (identifier_type, identifier_value) in (
+         select identifier_type, identifier_value from identifier_status__affected))
 {%- endmacro %}
 
 {#- post_hook of int_identity__identifier_status: remove the log entries it read. -#}
@@ -104,10 +109,4 @@
            substr(left_ref, length(split_part(left_ref, ':', 1)) + 2) as identifier_value
     from {{ source('ops', 'identity_rules') }}
     where action = 'split' and active and split_part(left_ref, ':', 1) in ('phone', 'email', 'name_address')
-{%- endmacro %}
-
-{#- Whether `relation` (another model's table) has `column`. -#}
-{% macro relation_has_column(relation, column) -%}
-    {%- if not execute -%}{{ return(false) }}{%- endif -%}
-    {{- return(column in (adapter.get_columns_in_relation(relation) | map(attribute='name') | list)) -}}
 {%- endmacro %}

@@ -59,7 +59,13 @@
     column was added is upgraded by on_schema_change, and rebuilt once where the
     column is a watermark). -#}
 {% macro this_has_column(column) -%}
-    {{- return(column in (adapter.get_columns_in_relation(this) | map(attribute='name') | list)) -}}
+    {{- return(relation_has_column(this, column)) -}}
+{%- endmacro %}
+
+{#- Whether `relation` (this model's table or another model's) has `column`. -#}
+{% macro relation_has_column(relation, column) -%}
+    {%- if not execute -%}{{ return(false) }}{%- endif -%}
+    {{- return(column in (adapter.get_columns_in_relation(relation) | map(attribute='name') | list)) -}}
 {%- endmacro %}
 
 {#- Where an incremental model picks up: the newest `column` already in the
@@ -120,10 +126,16 @@
     identifier left) is gone with them, which delete+insert (deleting only the keys
     it inserts) missed. Runs inside the model's transaction; the watermark is read
     before anything is deleted. -#}
+{#- The rows of the nodes an identity node model (keyed by node, stamped
+    last_modeled_at) rebuilds in this run. -#}
+{% macro touched_nodes_filter() -%}
+    node_key = any(array({{ identity_nodes_touched_since(incremental_since('last_modeled_at', lookback=false)) }}))
+{%- endmacro %}
+
 {% macro delete_touched_nodes() -%}
     {%- if is_incremental() -%}
     delete from {{ this }}
-    where node_key = any(array({{ identity_nodes_touched_since(incremental_since('last_modeled_at', lookback=false)) }}))
+    where {{ touched_nodes_filter() }}
     {%- else -%}
     select 1
     {%- endif -%}
@@ -189,8 +201,7 @@
     (or that has none) has rows that do too, and no other node has. A run that fails
     rolls both back. -#}
 {% macro fct_orders_identity_applied() -%}
-    {{ return(api.Relation.create(database=this.database, schema=ref('int_identity__resolved').schema,
-                                  identifier='fct_orders_identity_applied')) }}
+    {{ return(side_table(ref('int_identity__resolved').schema, 'fct_orders_identity_applied')) }}
 {%- endmacro %}
 
 {#- pre_hook of fct_orders, in the build's transaction. Temp tables for the model and
@@ -265,7 +276,7 @@
     compares only the orders logged since the entry it read last, and removes
     what it has read. -#}
 {% macro fct_orders_changes(schema) -%}
-    {{ return(api.Relation.create(database=this.database, schema=schema, identifier='fct_orders_changes')) }}
+    {{ return(side_table(schema, 'fct_orders_changes')) }}
 {%- endmacro %}
 
 {% macro fct_orders_changes_record() -%}
@@ -285,6 +296,11 @@
     {%- else -%}
     select 1
     {%- endif -%}
+{%- endmacro %}
+
+{#- A table the hooks keep beside the models (a log, a record), in `schema`. -#}
+{% macro side_table(schema, identifier) -%}
+    {{ return(api.Relation.create(database=this.database, schema=schema, identifier=identifier)) }}
 {%- endmacro %}
 
 {#- Whether a table the hooks create beside the models exists. Asked of the database:

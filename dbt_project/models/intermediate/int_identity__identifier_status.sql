@@ -21,9 +21,7 @@
 with identifiers as (
     select * from {{ ref('int_identity__node_identifiers') }}
     {% if is_incremental() %}
-    where exists (select 1 from identifier_status__affected where identifier_type is null)
-       or (identifier_type, identifier_value) in (
-           select identifier_type, identifier_value from identifier_status__affected)
+    where {{ identifier_status_affected_filter() }}
     {% endif %}
 ),
 

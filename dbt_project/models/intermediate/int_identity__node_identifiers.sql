@@ -24,7 +24,7 @@ with orders as (
         {{ norm_text('address') }} as address_norm
     from {{ ref('int_orders') }}
     {% if is_incremental() %}
-    where node_key = any(array({{ identity_nodes_touched_since(incremental_since('last_modeled_at', lookback=false)) }}))
+    where {{ touched_nodes_filter() }}
     {% endif %}
 ),
 
