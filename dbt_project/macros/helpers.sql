@@ -83,3 +83,25 @@
         select 1
     {%- endif -%}
 {%- endmacro %}
+
+{#- post-hook of every model (dbt_project.yml, D48): an incremental model rebuilt whole
+    gets statistics for the columns it is indexed on, the ones the next steps look it
+    up by. Without them the incremental run right after a full refresh (until
+    autovacuum gets there) took a night's customers for half the table: int_customer_
+    profile read int_customer_orders whole (3.0 s against 1.4 s at 1M orders). Only
+    those columns: ANALYZE of every column of the wide tables cost more than it saved
+    (D38). A table model is left alone (D38); an incremental run leaves drift to
+    autovacuum. -#}
+{% macro analyze_index_columns() -%}
+    {%- set columns = [] -%}
+    {%- for index in config.get('indexes') or [] -%}
+        {%- for column in index.columns if column not in columns -%}
+            {%- do columns.append(column) -%}
+        {%- endfor -%}
+    {%- endfor -%}
+    {%- if config.get('materialized') == 'incremental' and columns and should_full_refresh() -%}
+        analyze {{ this }} ({{ columns | join(', ') }})
+    {%- else -%}
+        select 1
+    {%- endif -%}
+{%- endmacro %}

@@ -490,7 +490,33 @@ def test_full_refresh_equals_incremental(modeled, clone_database):
     assert rows(url, stamp.format(t="intermediate.int_orders")) == before, "unchanged orders were rewritten"
     assert rows(url, "select count(*) from intermediate.int_customer_increments where not is_marker"
                      " and seq = (select max(seq) from intermediate.int_customer_increments)") == [(0,)]
+    (started,), = rows(url, "select clock_timestamp()")
     assert_equals_full_refresh(url, MODEL_AS_OF)
+    assert index_columns_unanalyzed(url, started) == []
+
+
+def index_columns_unanalyzed(url: str, since) -> list[str]:
+    """D48: the incremental models (with indexes) a full refresh left without statistics,
+    taken by ANALYZE (not autovacuum) since ``since``, on their index columns."""
+    import json
+
+    from crm_pipeline.settings import get_settings
+
+    manifest = json.loads((get_settings().dbt_project_dir / "target" / "manifest.json").read_text())
+    wanted = {(node["schema"], node["alias"]): sorted({c for i in node["config"]["indexes"] for c in i["columns"]})
+              for node in manifest["nodes"].values()
+              if node["resource_type"] == "model" and node["config"].get("materialized") == "incremental"
+              and node["config"].get("indexes")}
+    assert len(wanted) >= 10, wanted  # the check covers the incremental models
+    missing = []
+    for (schema, table), columns in sorted(wanted.items()):
+        analyzed = rows(url, "select last_analyze >= %s from pg_stat_user_tables where schemaname = %s"
+                             " and relname = %s", since, schema, table)
+        have = {c for c, in rows(url, "select attname from pg_stats where schemaname = %s and tablename = %s",
+                                 schema, table)}
+        if analyzed != [(True,)] or not set(columns) <= have:
+            missing.append(f"{schema}.{table} {columns}")
+    return missing
 
 
 def test_customer_scoped_models_follow_the_as_of_day(modeled, clone_database):

@@ -4,7 +4,7 @@
     incremental_strategy='delete+insert',
     indexes=[{'columns': ['order_key']}, {'columns': ['customer_id']}, {'columns': ['modeled_at']}],
     on_schema_change='append_new_columns',
-    pre_hook=["{{ customer_increment_scope() }}"],
+    pre_hook=["{{ customer_increment_scope() }}", "{{ fct_order_items_changed() }}"],
     post_hook=["{{ customer_increment_record() }}"]
 ) }}
 -- One row per order line, with product category, usage period and margin.
@@ -18,26 +18,10 @@
 -- orders from the as-of day on, which the log (orders as of the day) cannot see.
 
 {% if is_incremental() %}
-with changed as (
-    select order_key from {{ ref('int_order_items') }}
-    where modeled_at > {{ incremental_since('modeled_at', lookback=false) }}
-    union
-    {%- for scope in [customer_increment_filter('o.customer_id'), 'o.order_date >= ' ~ as_of_date() ~ ' - 1'] %}
-    select t.order_key
-    from {{ ref('fct_orders') }} as o
-    inner join {{ this }} as t on t.order_key = o.order_key
-    where {{ scope }}
-      and (t.customer_id, t.is_paid, t.status, t.order_date, t.paid_at)
-          is distinct from (o.customer_id, o.is_paid, o.status, o.order_date, o.paid_at)
-    {%- if not loop.last %}
-    union{% endif %}
-    {%- endfor %}
-),
-
-items as (
-    -- an array keeps the planner on the order_key index
+with items as (
+    -- the pre-hook's analyzed set of orders: a semi-join by the order_key index (D48)
     select * from {{ ref('int_order_items') }}
-    where order_key = any(array(select order_key from changed))
+    where order_key in (select order_key from fct_order_items__changed)
 ),
 {% else %}
 with items as (

@@ -26,9 +26,8 @@ with identity as (
 orders as (
     select * from {{ ref('int_orders') }}
     {% if is_incremental() %}
-    -- an array keeps the planner on the order_key index (a semi-join on the
-    -- union is estimated at the whole table)
-    where order_key = any(array(select order_key from fct_orders__changed))
+    -- the pre-hook analyzed the night's orders: a semi-join by the order_key index (D48)
+    where order_key in (select order_key from fct_orders__changed)
     {% endif %}
 ),
 
@@ -41,7 +40,7 @@ lines as (
     from {{ ref('int_order_items') }} as i
     left join {{ ref('product_catalog') }} as c on c.sku = i.sku
     {% if is_incremental() %}
-    where i.order_key = any(array(select order_key from fct_orders__changed))
+    where i.order_key in (select order_key from fct_orders__changed)
     {% endif %}
     group by i.order_key
 ),
