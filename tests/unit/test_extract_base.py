@@ -192,6 +192,31 @@ def test_in_parallel_keeps_call_order_and_bounds_concurrency():
     assert in_parallel([job(i) for i in range(3)], workers=1) == [0, 1, 2]
 
 
+def test_in_parallel_reuses_the_process_pool_and_raises_the_first_error_after_all_ran():
+    import threading
+
+    from crm_pipeline.extract.base import POOL_THREADS, in_parallel
+
+    seen = []  # Thread objects stay referenced, so a new thread is never mistaken for an old one
+    for _ in range(50):  # a Tmall night: a decrypt fan-out per page (D49)
+        in_parallel([lambda: seen.append(threading.current_thread())] * 5, workers=4)
+    assert len(seen) == 250 and len({id(t) for t in seen}) <= POOL_THREADS
+
+    ran = []
+
+    def call(i):
+        def run():
+            ran.append(i)
+            if i in (2, 4):
+                raise ValueError(f"batch {i}")
+            return i
+        return run
+
+    with pytest.raises(ValueError, match="batch 2"):
+        in_parallel([call(i) for i in range(6)], workers=3)
+    assert sorted(ran) == list(range(6)), "every call ran before the error was raised"
+
+
 def test_months_before_counts_calendar_months_and_clamps_to_the_month_end():
     from crm_pipeline.extract.base import months_before
 

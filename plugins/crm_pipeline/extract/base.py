@@ -8,6 +8,7 @@ driver in ``extract/run.py`` hands pages to the lander.
 
 from __future__ import annotations
 
+import os
 import queue
 import random
 import threading
@@ -271,15 +272,62 @@ def prefetched(items: Iterator[T], depth: int = 2) -> Iterator[T]:
         worker.join()
 
 
+_POOL: ThreadPoolExecutor | None = None
+_POOL_LOCK = threading.Lock()
+POOL_THREADS = 16  # shared by every connector of the process; each call uses at most its ``workers``
+
+
+def _forget_pool() -> None:
+    """A forked child (an Airflow task) starts its own pool: the parent's threads are not in it."""
+    global _POOL
+    _POOL = None
+
+
+os.register_at_fork(after_in_child=_forget_pool)
+
+
+def _pool() -> ThreadPoolExecutor:
+    global _POOL
+    with _POOL_LOCK:
+        if _POOL is None:
+            _POOL = ThreadPoolExecutor(max_workers=POOL_THREADS, thread_name_prefix="call")
+        return _POOL
+
+
 def in_parallel(calls: Iterable[Callable[[], T]], workers: int) -> list[T]:
     """Run independent calls (e.g. a page's decrypt batches) at most ``workers`` at
-    a time; results in call order; the first error is raised after all finished."""
+    a time; results in call order; the first error is raised after all finished.
+
+    The threads are the process's shared pool, not a pool per call: a Tmall night is
+    ~900 pages, and starting and joining four threads per page cost 1.8 ms of the
+    reading thread's wall time each (D49). ``workers`` runners take the next call as
+    they finish one.
+    """
     calls = list(calls)
     if workers <= 1 or len(calls) <= 1:
         return [call() for call in calls]
-    with ThreadPoolExecutor(max_workers=min(workers, len(calls)), thread_name_prefix="call") as pool:
-        futures = [pool.submit(call) for call in calls]
-        return [f.result() for f in futures]
+    results: list = [None] * len(calls)
+    errors: list[BaseException | None] = [None] * len(calls)
+    pending = iter(range(len(calls)))
+    lock = threading.Lock()
+
+    def runner() -> None:
+        while True:
+            with lock:
+                i = next(pending, None)
+            if i is None:
+                return
+            try:
+                results[i] = calls[i]()
+            except BaseException as exc:  # raised in the caller, after the others finished
+                errors[i] = exc
+
+    for future in [_pool().submit(runner) for _ in range(min(workers, len(calls)))]:
+        future.result()
+    for exc in errors:
+        if exc is not None:
+            raise exc
+    return results
 
 
 def _session_for(base_url: str):
