@@ -128,6 +128,21 @@ def test_lifecycle_stages_are_consistent_with_orders(modeled):
     assert no_orders[0][0] == 0
 
 
+def test_categories_bought_are_the_paid_orders_categories(modeled):
+    """int_customer_profile folds the categories into its one pass over the orders (D48):
+    each customer's distinct categories of the orders paid as of the day, sorted; a
+    customer without any has an empty list."""
+    expected = dict(rows(modeled, """
+        select o.customer_id, array_agg(distinct c.category order by c.category)
+        from intermediate.int_customer_orders as o
+        cross join lateral unnest(string_to_array(nullif(o.category_list, ''), chr(31))) as c(category)
+        where o.is_paid_as_of group by o.customer_id"""))
+    got = dict(rows(modeled, "select customer_id, categories_bought from intermediate.int_customer_profile"))
+    assert expected and any(len(v) > 1 for v in expected.values())
+    assert {c: v for c, v in got.items() if v} == expected
+    assert all(v == [] for c, v in got.items() if c not in expected)
+
+
 def test_kpis_agree_with_orders(modeled):
     yearly = dict(rows(modeled, "select year, customers from marts.kpi_yearly"))
     direct = dict(rows(modeled, "select extract(year from paid_date)::int, count(distinct customer_id)"

@@ -4,7 +4,7 @@
     incremental_strategy='append',
     on_schema_change='append_new_columns',
     indexes=[{'columns': ['node_key']}],
-    pre_hook=["{{ node_identifiers_delete_touched() }}"]
+    pre_hook=["{{ touched_nodes_scope() }}", "{{ node_identifiers_delete_touched() }}"]
 ) }}
 -- Every identifier seen on a node, with the first order it came from (the evidence).
 -- phone: E.164 (phonenumbers, at landing); email: lower-cased; name_address: a

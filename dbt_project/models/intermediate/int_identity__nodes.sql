@@ -4,7 +4,7 @@
     incremental_strategy='append',
     on_schema_change='append_new_columns',
     indexes=[{'columns': ['node_key'], 'unique': true}],
-    pre_hook=["{{ delete_touched_nodes() }}"]
+    pre_hook=["{{ touched_nodes_scope() }}", "{{ delete_touched_nodes() }}"]
 ) }}
 -- Identity nodes (R3): one per platform buyer account, or per order when the
 -- platform gives no buyer id (guest checkouts, spreadsheet rows without one).
