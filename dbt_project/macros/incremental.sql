@@ -219,8 +219,8 @@
     instead of every order with it: a node whose customer differs from its record
     (or that has none) has rows that do too, and no other node has. A run that fails
     rolls both back. -#}
-{% macro fct_orders_identity_applied() -%}
-    {{ return(side_table(ref('int_identity__resolved').schema, 'fct_orders_identity_applied')) }}
+{% macro fct_orders_identity_applied(schema=none) -%}
+    {{ return(side_table(schema or ref('int_identity__resolved').schema, 'fct_orders_identity_applied')) }}
 {%- endmacro %}
 
 {#- pre_hook of fct_orders, in the build's transaction. Temp tables for the model and
@@ -240,7 +240,15 @@
     {%- set resolved = ref('int_identity__resolved') -%}
     {%- set incremental = is_incremental() -%}
     {%- set recorded = incremental and side_table_exists(applied) -%}
-    create table if not exists {{ applied }} (node_key text primary key, customer_id text not null);
+    -- applied_at: when (the run's stamp) a node's orders last took its customer;
+    -- fct_order_items compares the orders of the nodes applied since it last ran (D48)
+    {%- if side_table_exists(applied) and not relation_has_column(applied, 'applied_at') %}
+    -- a record from before the stamp: every node counts as applied now (compared once)
+    alter table {{ applied }} add column applied_at timestamptz;
+    update {{ applied }} set applied_at = {{ modeled_at() }};
+    {%- endif %}
+    create table if not exists {{ applied }} (
+        node_key text primary key, customer_id text not null, applied_at timestamptz);
     {%- if recorded %}
     create temporary table fct_orders__moved on commit drop as
     select i.node_key
@@ -290,11 +298,11 @@
     drops the nodes no order carries any more. -#}
 {% macro fct_orders_identity_record() -%}
     {%- set applied = fct_orders_identity_applied() -%}
-    insert into {{ applied }} (node_key, customer_id)
-    select i.node_key, i.customer_id
+    insert into {{ applied }} (node_key, customer_id, applied_at)
+    select i.node_key, i.customer_id, {{ modeled_at() }}
     from {{ ref('int_identity__resolved') }} as i
     where i.node_key in (select node_key from fct_orders__moved)
-    on conflict (node_key) do update set customer_id = excluded.customer_id;
+    on conflict (node_key) do update set customer_id = excluded.customer_id, applied_at = excluded.applied_at;
     delete from {{ applied }} as a
     where a.node_key in (select node_key from fct_orders__left)
       and not exists (select 1 from {{ ref('int_orders') }} as o where o.node_key = a.node_key)
@@ -341,20 +349,37 @@
               .columns[0].values()[0]) }}
 {%- endmacro %}
 
-{#- pre_hook of fct_order_items (after customer_increment_scope, whose table the second
-    branch reads): the orders whose lines it rewrites, as an analyzed temp table (D48).
-    Those are the lines int_order_items (re)wrote since this model last ran (its stamp,
-    no lookback), and of the orders whose customer, status or dates differ from
-    fct_orders: among the orders of the night's customers (an order changes customer
-    only by a merge or split, and int_customer_increments lists both customers of every
-    moved order, D23), plus the orders from the as-of day on, which that log (orders
-    as of the day) cannot see. -#}
+{#- pre_hook of fct_order_items (after customer_increment_scope): the orders whose lines
+    it rewrites, as an analyzed temp table (D48). Those are the lines int_order_items
+    (re)wrote since this model last ran (its stamp, no lookback): every order int_orders
+    rewrote, so every change of status, payment or dates. And the orders whose customer
+    differs from fct_orders': an order changes customer without being rewritten by
+    int_orders only when its node moves (a merge or split), and fct_orders' identity
+    record stamps each node it applies (`applied_at`, the run's stamp), so those are
+    the orders of the nodes applied since this model last ran (a whole fct_orders build
+    applies every node). Without the record's stamp (a table from before it), the orders
+    of the night's customers are compared instead (int_customer_increments lists both
+    customers of a moved order, D23). Both also compare the orders from the as-of day
+    on, which the customers' log (orders as of the day) cannot see. -#}
 {% macro fct_order_items_changed() -%}
     {%- if is_incremental() -%}
+    {%- set since = incremental_since('modeled_at', lookback=false) -%}
+    {%- set applied = fct_orders_identity_applied(ref('int_order_items').schema) -%}
+    {%- set by_node = side_table_exists(applied) and relation_has_column(applied, 'applied_at') -%}
     create temporary table fct_order_items__changed on commit drop as
     select order_key from {{ ref('int_order_items') }}
-    where modeled_at > {{ incremental_since('modeled_at', lookback=false) }}
-    {%- for scope in [customer_increment_filter('o.customer_id'), 'o.order_date >= ' ~ as_of_date() ~ ' - 1'] %}
+    where modeled_at > {{ since }}
+    {%- if by_node %}
+    union
+    select t.order_key
+    from {{ ref('int_orders') }} as n
+    inner join {{ ref('fct_orders') }} as o on o.order_key = n.order_key
+    inner join {{ this }} as t on t.order_key = o.order_key
+    where n.node_key in (select node_key from {{ applied }} where applied_at is null or applied_at > {{ since }})
+      and t.customer_id is distinct from o.customer_id
+    {%- endif %}
+    {%- for scope in ([] if by_node else [customer_increment_filter('o.customer_id')])
+                     + ['o.order_date >= ' ~ as_of_date() ~ ' - 1'] %}
     union
     select t.order_key
     from {{ ref('fct_orders') }} as o

@@ -327,6 +327,10 @@ def assert_latest_generation_partial(url: str) -> int:
     return touched
 
 
+def identity_nodes(url: str) -> int:
+    return rows(url, "select count(distinct node_key) from marts.fct_orders")[0][0]
+
+
 def identity_record_drift(url: str) -> int:
     """Nodes whose entry in fct_orders' identity record (D46) differs from the
     resolution or from the customer their fct_orders rows carry (-1: no record)."""
@@ -495,6 +499,12 @@ def test_full_refresh_equals_incremental(modeled, clone_database):
     run_dbt(["build"], MODEL_AS_OF, url)
     assert rows(url, drift, key) == [(True,)]
     assert rows(url, "select count(*) from intermediate.fct_orders_changes") == [(0,)], "read entries are removed"
+    # a record from before its applied_at stamp (D48) gets it, every node stamped once
+    with psycopg.connect(url) as conn:
+        conn.execute("alter table intermediate.fct_orders_identity_applied drop column applied_at")
+    run_dbt(["build"], MODEL_AS_OF, url)
+    assert rows(url, "select count(*) filter (where applied_at is null), count(*)"
+                     " from intermediate.fct_orders_identity_applied")[0] == (0, identity_nodes(url))
     identifier_status_follows_global_inputs(url)
     # a rerun with the default lookback re-reads every fixture order (all landed
     # minutes ago), none of which changed: int_orders rewrites none, so the models

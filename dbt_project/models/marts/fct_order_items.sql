@@ -7,15 +7,13 @@
     pre_hook=["{{ customer_increment_scope() }}", "{{ fct_order_items_changed() }}"],
     post_hook=["{{ customer_increment_record() }}"]
 ) }}
+-- depends_on: {{ ref('int_orders') }} (the pre-hook finds the orders of moved nodes by its node_key index)
 -- One row per order line, with product category, usage period and margin.
 -- Incremental, keyed by order: the lines int_order_items (re)wrote since this
 -- model last ran (its modeled_at stamp, no lookback), and of orders whose
--- customer or status changed in fct_orders.
--- An order changes customer only by a merge or split, and int_customer_increments
--- lists both customers of every moved order; so the comparison with fct_orders
--- reads only the orders of the customers listed since this model last ran (D23),
--- not all of them (the post-hook records the generation it applied), plus the
--- orders from the as-of day on, which the log (orders as of the day) cannot see.
+-- customer changed in fct_orders: those of the identity nodes fct_orders applied
+-- since (a merge or split; its identity record's stamp, D48). The pre-hook
+-- (fct_order_items_changed) lists them.
 
 {% if is_incremental() %}
 with items as (
