@@ -153,13 +153,11 @@
     {%- if plan.full -%}
         select 1
     {%- else -%}
-        create temporary table {{ customer_increment_scope_table() }} on commit drop as
+        {% call night_set(customer_increment_scope_table()) -%}
         select distinct customer_id from {{ ref('int_customer_increments') }}
-        where seq > {{ plan.after }} and customer_id is not null;
-        analyze {{ customer_increment_scope_table() }};
-        -- the consumers' tables are read in place (cached): an index probe per customer
-        -- costs what its page costs, not a disk seek (for this transaction only)
-        set local random_page_cost = 1.1
+        where seq > {{ plan.after }} and customer_id is not null
+        {%- endcall %};
+        {{ prefer_index_probes() }}
     {%- endif -%}
 {%- endmacro %}
 

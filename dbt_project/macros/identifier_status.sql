@@ -64,7 +64,7 @@
     select null::bigint as seq, null::text as identifier_type, null::text as identifier_value;
     {%- endif %}
     {%- if is_incremental() %}
-    create temporary table identifier_status__affected on commit drop as
+    {% call night_set('identifier_status__affected') -%}
     {%- if this_has_column('modeled_at') %}
     select identifier_type, identifier_value from identifier_status__read
     union
@@ -76,11 +76,11 @@
     union
     select identifier_type, identifier_value from {{ ref('junk_identifiers') }}
     union
-    select identifier_type, identifier_value from ({{ identifier_split_rules() }}) as s;
+    select identifier_type, identifier_value from ({{ identifier_split_rules() }}) as s
     {%- else %}
-    select null::text as identifier_type, null::text as identifier_value;
+    select null::text as identifier_type, null::text as identifier_value
     {%- endif %}
-    analyze identifier_status__affected;
+    {%- endcall %};
     delete from {{ this }}
     where {{ identifier_status_affected_filter() }}
     {%- endif %}
