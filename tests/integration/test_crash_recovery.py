@@ -304,3 +304,26 @@ def test_a_recorded_opt_out_survives_a_database_crash(server, private_warehouse,
     finally:
         monkeypatch.undo()  # later tests must not find this private server in the settings
         reload_settings()
+
+
+def test_processes_starting_a_new_embedded_warehouse_at_once_share_one_cluster(tmp_path):
+    """Two test workers (or a CLI beside a task) on a fresh checkout both find no cluster
+    and start one: the first initialises and starts it, the other waits for it, and both
+    get the same working URL. Unlocked, the second initdb removes the first's files and
+    fails with 'could not create file pg_wal/...'."""
+    from conftest import free_port
+    from crm_pipeline.warehouse.embedded import EmbeddedPostgres
+
+    home, port = tmp_path / "pg_home", free_port()
+    code = ("import sys; from pathlib import Path; from crm_pipeline.warehouse.embedded import EmbeddedPostgres;"
+            f"print(EmbeddedPostgres(Path({str(home)!r}), {port}).ensure_running())")
+    procs = [subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True) for _ in range(3)]
+    try:
+        outcomes = [p.communicate(timeout=180) for p in procs]
+        assert [p.returncode for p in procs] == [0, 0, 0], [err[-500:] for _out, err in outcomes]
+        urls = {out.strip().splitlines()[-1] for out, _err in outcomes}
+        assert len(urls) == 1
+        assert rows(urls.pop(), "select current_database()") == [("crm",)]
+    finally:
+        EmbeddedPostgres(home, port).stop()

@@ -34,6 +34,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 import orjson
 
+from crm_pipeline import clock
 from crm_pipeline.config import load_env_file
 from crm_pipeline.extract.base import months_before
 from crm_pipeline.extract.shopify import DEFAULT_ORDER_DAYS
@@ -420,7 +421,15 @@ class Handler(BaseHTTPRequestHandler):
         return record
 
     def _now(self) -> datetime:
-        return min(datetime.now(TZ), datetime.combine(self.state.world.end, datetime.min.time(), TZ))
+        """The platforms' "now": the pipeline's clock (``CRM_NOW`` when pinned), never past the world's end.
+
+        What a platform serves depends on when it is asked (TOP's backfill reaches back 3 months,
+        Shopify's default 60 days): a replayed day must see the platforms as they were that
+        morning, not as of whenever the replay runs, or the same logical date lands different
+        rows on different days (and a pinned test breaks when the calendar moves on).
+        Request timestamps are still checked against the real clock, as the platforms do.
+        """
+        return min(clock.now().astimezone(TZ), datetime.combine(self.state.world.end, datetime.min.time(), TZ))
 
     # -- Taobao TOP -----------------------------------------------------------------------
     def _top_error(self, code: int, msg: str, sub_code: str = "", sub_msg: str = "") -> None:

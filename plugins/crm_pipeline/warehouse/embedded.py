@@ -135,11 +135,27 @@ class EmbeddedPostgres:
         return port is not None and pid_file.exists() and _accepting(port)
 
     def ensure_running(self) -> str:
-        """Initialise and start if needed; returns the warehouse URL."""
+        """Initialise and start if needed; returns the warehouse URL.
+
+        Several processes may ask at once (two test workers on a fresh checkout, a CLI
+        beside an Airflow task): the first to take ``<home>/pg/.lock`` initialises and
+        starts the cluster, the others wait and then find it running. Without the lock
+        two ``initdb`` runs in the same directory remove each other's files.
+        """
+        import fcntl
+
         self.root.mkdir(parents=True, exist_ok=True)
         if self.is_running():
             self._ensure_database()
             return self.url()
+        with open(self.root / ".lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            if self.is_running():  # started by whoever held the lock before us
+                self._ensure_database()
+                return self.url()
+            return self._start()
+
+    def _start(self) -> str:
         self._prepare_permissions()
         if not (self.pgdata / "PG_VERSION").exists():
             log.info("initialising embedded PostgreSQL in %s", self.pgdata)
@@ -203,7 +219,10 @@ class EmbeddedPostgres:
         with psycopg.connect(self.url("postgres"), autocommit=True) as conn:
             exists = conn.execute("select 1 from pg_database where datname = %s", (DB_NAME,)).fetchone()
             if not exists:
-                conn.execute(f'create database "{DB_NAME}"')
+                try:
+                    conn.execute(f'create database "{DB_NAME}"')
+                except (psycopg.errors.DuplicateDatabase, psycopg.errors.UniqueViolation):
+                    pass  # another process created it between our check and our create
 
     @staticmethod
     def _free_port() -> int:
