@@ -25,6 +25,17 @@ def _settings():
     return get_settings()
 
 
+class _Today:
+    """A --date default, resolved after parsing to clock.local_today() (CRM_TIMEZONE, CRM_NOW):
+    not ``date.today()``, the server's date when the parser was built."""
+
+    def __repr__(self) -> str:
+        return "today"
+
+
+TODAY = _Today()
+
+
 def _day(value: str) -> date:
     try:
         return date.fromisoformat(value)
@@ -414,11 +425,9 @@ def cmd_shops(args) -> int:
         return EXIT_FAILED if failed else EXIT_OK
     ensure_environment()
     if args.date is None:
-        from zoneinfo import ZoneInfo
+        from crm_pipeline.clock import local_today
 
-        from crm_pipeline.clock import now
-
-        args.date = now().astimezone(ZoneInfo(_settings().timezone)).date() - timedelta(days=1)
+        args.date = local_today() - timedelta(days=1)
     with connect() as conn:
         rows = shops.status(conn, args.date)
     print_table(["shop", "platform", "current", "read up to", "last good run", "received", "landed", "quarantined"],
@@ -724,7 +733,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     sp = add("quality", cmd_quality, "run a GX checkpoint (raw_landing, outbound) or 'scaffold' the suites")
     sp.add_argument("action", help="raw_landing | outbound | scaffold")
-    sp.add_argument("--date", type=_day, default=date.today())
+    sp.add_argument("--date", type=_day, default=TODAY)
 
     sp = add("identity", cmd_identity, "manual identity rules: link two nodes, split a node or identifier, list")
     sp.add_argument("action", choices=["link", "split", "list"])
@@ -761,15 +770,15 @@ def build_parser() -> argparse.ArgumentParser:
     sp = add("calls", cmd_calls, "build the call list for a day, or import a filled sheet")
     sp.add_argument("action", choices=["list", "import"])
     sp.add_argument("file", nargs="?")
-    sp.add_argument("--date", type=_day, default=date.today(), help="business day (the list is for the next day)")
+    sp.add_argument("--date", type=_day, default=TODAY, help="business day (the list is for the next day)")
 
     sp = add("campaign", cmd_campaign, "plan (dry run), push or report a campaign in config/campaigns/")
     sp.add_argument("action", choices=["plan", "push", "report"])
     sp.add_argument("name")
-    sp.add_argument("--date", type=_day, default=date.today(), help="send date")
+    sp.add_argument("--date", type=_day, default=TODAY, help="send date")
 
     sp = add("push", cmd_push, "send due messages from the ledger")
-    sp.add_argument("--date", type=_day, default=date.today())
+    sp.add_argument("--date", type=_day, default=TODAY)
 
     sp = add("report", cmd_report, "write out/<date>/report.html")
     sp.add_argument("--date", type=_day, required=True)
@@ -795,6 +804,16 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The command line, with a defaulted ``--date`` resolved to today in CRM_TIMEZONE."""
+    args = build_parser().parse_args(argv)
+    if getattr(args, "date", None) is TODAY:
+        from crm_pipeline.clock import local_today
+
+        args.date = local_today()
+    return args
+
+
 def main(argv: list[str] | None = None) -> int:
     import logging
 
@@ -806,7 +825,7 @@ def main(argv: list[str] | None = None) -> int:
     for noisy in ("great_expectations", "urllib3", "pgserver"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     install_log_masking()
-    args = build_parser().parse_args(argv)
+    args = parse_args(argv)
     try:
         return args.func(args)
     except KeyboardInterrupt:

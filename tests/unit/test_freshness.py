@@ -108,3 +108,24 @@ def test_crm_airflow_passes_the_command_after_the_separator(argv):
     from crm_pipeline.cli import airflow_args, build_parser
 
     assert airflow_args(build_parser().parse_args(argv).rest) == ["dags", "test", "crm_nightly", "2026-11-21"]
+
+
+@pytest.mark.parametrize("argv", [["push"], ["calls", "list"], ["campaign", "push", "vip_thanks"],
+                                  ["quality", "raw_landing"]])
+def test_a_defaulted_date_is_today_in_the_shops_time_zone_by_the_pipeline_clock(argv, monkeypatch):
+    """07:30 in Beijing is still yesterday on a UTC server: `crm push` without --date sent
+    for the server's date (and ignored CRM_NOW, which replays a morning)."""
+    from datetime import date
+
+    from crm_pipeline.cli import parse_args
+    from crm_pipeline.settings import reload_settings
+
+    monkeypatch.setenv("CRM_TIMEZONE", "Asia/Shanghai")
+    monkeypatch.setenv("CRM_NOW", "2026-11-20T23:30:00+00:00")  # 2026-11-21 07:30 in Beijing
+    reload_settings()
+    try:
+        assert parse_args(argv).date == date(2026, 11, 21)
+        assert parse_args([*argv, "--date", "2026-11-19"]).date == date(2026, 11, 19)
+    finally:
+        monkeypatch.delenv("CRM_NOW")
+        reload_settings()
