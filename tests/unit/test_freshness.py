@@ -127,5 +127,5 @@ def test_a_defaulted_date_is_today_in_the_shops_time_zone_by_the_pipeline_clock(
         assert parse_args(argv).date == date(2026, 11, 21)
         assert parse_args([*argv, "--date", "2026-11-19"]).date == date(2026, 11, 19)
     finally:
-        monkeypatch.delenv("CRM_NOW")
+        monkeypatch.undo()  # the environment back before the settings are read again
         reload_settings()

@@ -186,12 +186,9 @@ def daily_report(as_of: str) -> str:
 
 @task
 def intraday_window() -> str:
-    from zoneinfo import ZoneInfo
+    from crm_pipeline.clock import local_today
 
-    from crm_pipeline.clock import now
-    from crm_pipeline.settings import get_settings
-
-    return now().astimezone(ZoneInfo(get_settings().timezone)).date().isoformat()
+    return local_today().isoformat()
 
 
 @task(map_index_template="{{ shop_id }}")
