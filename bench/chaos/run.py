@@ -7,6 +7,12 @@ Each trial disturbs one stage of a real run and then re-runs it undisturbed:
   warehouse only) before the re-run;
 * push  — random gateway faults (5xx, throttling, accepted-then-timeout), the
   pushing process killed at a random moment, then pushes until done;
+* midnight — the same, for recipients abroad (London, in their daytime) with the
+  batch claimed at 23:55 Beijing time and the re-runs after midnight: reconciliation
+  must ask the gateway about the claim's day;
+* frozen — the pushing process stopped (SIGSTOP) once it holds claimed rows, other
+  pushes run 11 minutes later on the clock, then the frozen one resumes (an Airflow
+  retry started while the old task still runs): its fencing token must stop it;
 * dbt   — every 25th trial: `dbt build --full-refresh` killed at a random moment,
   then the transform re-run.
 A trial is clean when the raw tables equal an undisturbed run's, the marts equal
@@ -60,8 +66,12 @@ def clone(source: str, name: str) -> str:
     return base.rsplit("/", 1)[0] + f"/{name}"
 
 
-def child(step: str, url: str, sandbox: str) -> subprocess.Popen:
-    env = {**os.environ, "CRM_WAREHOUSE_URL": url, "CRM_SANDBOX_URL": sandbox, "CRM_NOW": NOW}
+MIDNIGHT = ("2026-11-21T23:55:00+08:00", "2026-11-22T00:20:00+08:00")  # claim, then the re-runs
+FROZEN_LATER = "2026-11-21T10:41:00+08:00"  # past the 10-minute stale window of a 10:30 claim
+
+
+def child(step: str, url: str, sandbox: str, now: str = NOW) -> subprocess.Popen:
+    env = {**os.environ, "CRM_WAREHOUSE_URL": url, "CRM_SANDBOX_URL": sandbox, "CRM_NOW": now}
     return subprocess.Popen([sys.executable, str(WORKER), step, url], env=env, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL, start_new_session=True)
 
@@ -123,10 +133,35 @@ def main() -> int:
                                (NOW,)).fetchone()[0]
         print(f"references ready: {due} messages due", flush=True)
 
+        def pushes_until_done(url: str, now: str) -> None:
+            from crm_pipeline.outreach import push as push_mod
+
+            push_mod.STALE_SENDING = timedelta(0)  # the re-run comes after the stale window
+            os.environ["CRM_NOW"] = now
+            try:
+                for _ in range(4):
+                    pipeline.push_messages(AS_OF, url)
+            finally:
+                os.environ["CRM_NOW"] = NOW
+                push_mod.STALE_SENDING = timedelta(minutes=10)
+
+        def exactly_once(url: str) -> tuple[bool, str]:
+            """Every due row accepted (or expired, with its reason) and each at the gateway once."""
+            with psycopg.connect(url) as conn:
+                accepted, left = conn.execute(
+                    "select count(*) filter (where status = 'accepted'),"
+                    " count(*) filter (where status in ('pending', 'sending', 'unknown')"
+                    "                  and send_after <= %s::timestamptz and expires_at > %s::timestamptz)"
+                    " from outreach.message_ledger", (os.environ["CRM_NOW"], os.environ["CRM_NOW"])).fetchone()
+            got = messages()
+            keys = Counter((m["gateway"], m["out_id"], m["to"]) for m in got)
+            return (accepted == len(got) and left == 0 and max(keys.values(), default=1) == 1,
+                    f", accepted {accepted}, left {left}, gateway {len(got)}")
+
         clean, failures = 0, Counter()
         t0 = time.time()
         for trial in range(1, runs + 1):
-            stage = "dbt" if trial % 25 == 0 else rng.choice(("load", "push"))
+            stage = "dbt" if trial % 25 == 0 else rng.choice(("load", "push", "push", "midnight", "frozen"))
             ok, note = True, ""
             ctl("reset", {"throttle": False, "messages": True})
             if stage == "load":
@@ -166,6 +201,40 @@ def main() -> int:
                 keys = Counter((m["gateway"], m["out_id"], m["to"]) for m in got)
                 ok = accepted == due == len(got) and max(keys.values(), default=1) == 1
                 note += f", accepted {accepted}/{due}, gateway {len(got)}"
+            elif stage == "midnight":
+                url = clone(planned, "crm_chaos_trial")
+                with psycopg.connect(url) as conn:  # recipients in London: 23:55 in Beijing is their afternoon
+                    conn.execute("update outreach.message_ledger set timezone = 'Europe/London'")
+                ctl("clock", {"now": MIDNIGHT[0]})
+                for _ in range(rng.randint(1, 2)):
+                    ctl("faults", {"target": "aliyun", "kind": rng.choice(("server_error", "accept_then_timeout")),
+                                   "times": 1, "after": rng.randint(0, 3), "params": {"delay": 12}})
+                note = run_disturbed(child("push", url, sb, MIDNIGHT[0]), rng.uniform(0.2, 3.0))
+                ctl("reset", {"throttle": False})
+                ctl("clock", {"now": MIDNIGHT[1]})
+                pushes_until_done(url, MIDNIGHT[1])
+                os.environ["CRM_NOW"] = MIDNIGHT[1]
+                ok, counts = exactly_once(url)
+                os.environ["CRM_NOW"] = NOW
+                ctl("clock", {"now": None})
+                note += counts
+            elif stage == "frozen":
+                url = clone(planned, "crm_chaos_trial")
+                proc = child("push", url, sb)
+                deadline = time.time() + 30
+                while time.time() < deadline:  # freeze it once it holds claimed rows
+                    with psycopg.connect(url) as conn:
+                        if conn.execute("select count(*) from outreach.message_ledger"
+                                        " where status = 'sending'").fetchone()[0]:
+                            break
+                    time.sleep(rng.uniform(0.0, 0.05))
+                os.killpg(proc.pid, signal.SIGSTOP)
+                pushes_until_done(url, FROZEN_LATER)
+                os.killpg(proc.pid, signal.SIGCONT)
+                note = run_disturbed(proc, 120)
+                pushes_until_done(url, FROZEN_LATER)
+                ok, counts = exactly_once(url)
+                note = f"frozen then resumed: {note}{counts}"
             else:
                 url = clone(modeled, "crm_chaos_trial")
                 env = {**os.environ, "CRM_WAREHOUSE_URL": url}

@@ -5,31 +5,22 @@
     (case when {{ expr }} like '$%$1$' then null else nullif({{ expr }}, '') end)
 {%- endmacro %}
 
+{#- The business day a run closes (var as_of_date). -#}
 {% macro as_of_date() -%}
     cast('{{ var("as_of_date") }}' as date)
 {%- endmacro %}
 
 {#- End of the as-of business day (exclusive bound) in the default time zone. -#}
 {% macro as_of_end() -%}
-    ((cast('{{ var("as_of_date") }}' as date) + 1)::timestamp at time zone '{{ var("default_timezone") }}')
+    {{ local_midnight(dbt.dateadd('day', 1, as_of_date()), "'" ~ var('default_timezone') ~ "'") }}
 {%- endmacro %}
 
 {% macro surrogate_key(fields) -%}
-    md5(concat_ws('|', {% for f in fields %}coalesce(cast({{ f }} as text), '∅'){% if not loop.last %}, {% endif %}{% endfor %}))
-{%- endmacro %}
-
-{#- 'YYYY-MM-DD HH:MM:SS' in platform local time (TOP, JD are GMT+8 by definition). -#}
-{% macro local_ts(expr, tz='Asia/Shanghai') -%}
-    (case when {{ expr }} ~ '^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}$' and {{ expr }} not like '0000%'
-          then ({{ expr }})::timestamp at time zone '{{ tz }}' end)
-{%- endmacro %}
-
-{% macro iso_ts(expr) -%}
-    (case when nullif({{ expr }}, '') is not null then ({{ expr }})::timestamptz end)
+    md5(concat_ws('|', {% for f in fields %}coalesce(cast({{ f }} as {{ type_text() }}), '∅'){% if not loop.last %}, {% endif %}{% endfor %}))
 {%- endmacro %}
 
 {% macro money(expr) -%}
-    cast(nullif(replace({{ expr }}, ',', ''), '') as numeric(14, 2))
+    cast(nullif(replace({{ expr }}, ',', ''), '') as {{ type_money() }})
 {%- endmacro %}
 
 {#- The shop's time zone: shops.yml (passed as var shop_timezones) or the default. -#}
@@ -42,66 +33,87 @@
     {%- endif -%}
 {%- endmacro %}
 
-{#- Normalized text for weak matching: trimmed, lower-cased, inner spaces removed. -#}
-{% macro norm_text(expr) -%}
-    nullif(lower(regexp_replace(coalesce({{ expr }}, ''), '[[:space:]　,，.。#-]+', '', 'g')), '')
+{#- Every order source; staging has one folder per entry. -#}
+{% macro order_platforms() -%}
+    {{ return(['taobao', 'jd', 'shopify', 'woocommerce', 'youzan', 'intake']) }}
 {%- endmacro %}
 
-{% macro days_between(later, earlier) -%}
-    (extract(epoch from ({{ later }}) - ({{ earlier }})) / 86400.0)
-{%- endmacro %}
-
-{#- A raw landing table with its payload decompressed once per row. Postgres
-    decompresses a stored jsonb again for every `payload ->> 'field'`; the
-    staging models read 30-40 fields, so this makes them ~3x cheaper. The
-    lateral (offset 0 keeps it a per-row step) leaves loaded_at and key
-    filters free to reach the table's indexes. -#}
+{#- A raw landing table, read by a staging model. PostgreSQL decompresses a stored
+    jsonb again for every `payload ->> 'field'`, and staging reads 30-40 fields: the
+    payload is decompressed once per row (D20; the lateral keeps loaded_at filters on
+    the table's index). Other engines read the table as it is. -#}
 {% macro raw_rows(relation) -%}
+    {{ return(adapter.dispatch('raw_rows', 'crm')(relation)) }}
+{%- endmacro %}
+
+{% macro default__raw_rows(relation) -%}
     select r.shop_id, r.order_id, r.source_updated_at, d.payload, r.derived, r.payload_hash, r.batch_id, r.loaded_at
     from {{ relation }} as r
     cross join lateral (select r.payload || '{}'::jsonb as payload offset 0) as d
 {%- endmacro %}
 
-{#- Every order source; staging has one model set per entry. -#}
-{% macro order_platforms() -%}
-    {{ return(['taobao', 'jd', 'shopify', 'woocommerce', 'youzan', 'intake']) }}
+{% macro spark__raw_rows(relation) -%}
+    select shop_id, order_id, source_updated_at, payload, derived, payload_hash, batch_id, loaded_at
+    from {{ relation }}
 {%- endmacro %}
 
-{#- post-hook of the identity tables the next steps join (dbt_project.yml, D38): give
-    the planner statistics for a table the run just built. dbt's `create table as`
-    leaves none, and the models after it in the same run (and the next night's, until
-    autovacuum gets there) were planned on default guesses: customer_identities' query
-    for affected nodes took 2.4 s or 12.4 s in identical runs. An incremental model
-    is analyzed when rebuilt whole; its nightly inserts are left to autovacuum. On
-    every model it cost more than it saved (wide 200k-row marts: +15-25 s per full
-    refresh). -#}
-{% macro analyze_built() -%}
-    {%- set materialized = config.get('materialized') -%}
-    {%- if materialized == 'table' or (materialized == 'incremental' and should_full_refresh()) -%}
-        analyze {{ this }}
-    {%- else -%}
-        select 1
+{#- Materialization settings that differ by engine. Order-level models are incremental
+    with dbt's delete+insert on PostgreSQL; on Spark merge needs a table format that
+    supports it (Delta, Iceberg, Hudi: var spark_file_format), else they are tables. -#}
+{% macro order_model_config(unique_key) -%}
+    {%- if target.type == 'spark' -%}
+        {%- set fmt = var('spark_file_format', 'parquet') -%}
+        {%- if fmt in ('delta', 'iceberg', 'hudi') -%}
+            {{ return({'materialized': 'incremental', 'incremental_strategy': 'merge', 'unique_key': unique_key,
+                       'file_format': fmt}) }}
+        {%- endif -%}
+        {{ return({'materialized': 'table', 'file_format': fmt}) }}
     {%- endif -%}
+    {{ return({'materialized': 'incremental', 'incremental_strategy': 'delete+insert', 'unique_key': unique_key,
+               'on_schema_change': 'append_new_columns'}) }}
 {%- endmacro %}
 
-{#- post-hook of every model (dbt_project.yml, D48): an incremental model rebuilt whole
-    gets statistics for the columns it is indexed on, the ones the next steps look it
-    up by. Without them the incremental run right after a full refresh (until
-    autovacuum gets there) took a night's customers for half the table: int_customer_
-    profile read int_customer_orders whole (3.0 s against 1.4 s at 1M orders). Only
-    those columns: ANALYZE of every column of the wide tables cost more than it saved
-    (D38). A table model is left alone (D38); an incremental run leaves drift to
-    autovacuum. -#}
-{% macro analyze_index_columns() -%}
-    {%- set columns = [] -%}
-    {%- for index in config.get('indexes') or [] -%}
-        {%- for column in index.columns if column not in columns -%}
-            {%- do columns.append(column) -%}
-        {%- endfor -%}
-    {%- endfor -%}
-    {%- if config.get('materialized') == 'incremental' and columns and should_full_refresh() -%}
-        analyze {{ this }} ({{ columns | join(', ') }})
-    {%- else -%}
-        select 1
+{#- The incremental filter on a landing time column: rows landed since the newest in
+    this model, minus incremental_lookback_days for a landing that committed late. -#}
+{% macro landed_since(column, this_column=none) -%}
+    {{ column }} > (select coalesce({{ dbt.dateadd('day', -1 * var('incremental_lookback_days'),
+                                                   'max(' ~ (this_column or column) ~ ')') }},
+                                   cast('1900-01-01' as {{ type_timestamptz() }}))
+                    from {{ this }})
+{%- endmacro %}
+
+{#- The run's start, stamped on the rows a model (re)writes. -#}
+{% macro modeled_at() -%}
+    cast('{{ run_started_at }}' as {{ type_timestamptz() }})
+{%- endmacro %}
+
+{#- A log kept across nights, one set of rows per business day (as_of_date): a rerun
+    of a day replaces that day's rows. delete+insert by day on PostgreSQL; on Spark an
+    insert_overwrite of the day's partition. -#}
+{% macro day_log_config() -%}
+    {%- if target.type == 'spark' -%}
+        {{ return({'materialized': 'incremental', 'incremental_strategy': 'insert_overwrite',
+                   'partition_by': ['as_of_date'], 'file_format': var('spark_file_format', 'parquet')}) }}
     {%- endif -%}
+    {{ return({'materialized': 'incremental', 'incremental_strategy': 'delete+insert', 'unique_key': 'as_of_date'}) }}
+{%- endmacro %}
+
+{#- An order's refund in CNY (D100): the whole amount when the order is refunded, the
+    platform's refunds (partial, in the order's currency) when it is paid, never more
+    than the order, else 0. -#}
+{% macro order_refund_cny(status, order_amount, refund_amount, rate) -%}
+    cast(case when {{ status }} = 'refunded' then round({{ order_amount }} * {{ rate }}, 2)
+              when {{ status }} in ('paid', 'shipped', 'completed')
+              then least(round(coalesce({{ refund_amount }}, 0) * {{ rate }}, 2), round({{ order_amount }} * {{ rate }}, 2))
+              else 0 end as {{ type_money() }})
+{%- endmacro %}
+
+{#- A line's refund in CNY (int_order_items, D100), over columns i.* and o.status,
+    o.refund_cny. -#}
+{% macro line_refund_cny() -%}
+    cast(case when o.status = 'refunded' then i.amount_cny
+              when i.has_line_refunds = 1 then least(coalesce(i.reported_refund_cny, 0), i.amount_cny)
+              when i.order_lines_cny > 0
+              then least(round(coalesce(o.refund_cny, 0) * i.amount_cny / i.order_lines_cny, 2), i.amount_cny)
+              else 0 end as {{ type_money() }})
 {%- endmacro %}

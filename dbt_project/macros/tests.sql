@@ -15,3 +15,10 @@ where {{ column_name }} is not null and (
     {% if max_value is not none %} or {{ column_name }} > {{ max_value }}{% endif %}
 )
 {% endtest %}
+
+{#- Generic data test: a count never exceeds the count it is a share of (a numerator
+    within its denominator), so the share is in [0, 1] by construction, not by rounding. -#}
+{% test not_greater_than(model, column_name, other_column) %}
+select * from {{ model }}
+where {{ column_name }} > {{ other_column }}
+{% endtest %}

@@ -1,8 +1,9 @@
 """The ``crm`` command: every operation of the pipeline from a shell.
 
 Exit codes: 0 success, 1 a step failed (the message says which and why),
-2 bad usage or configuration, 3 a data-quality gate failed, 4 a sheet or file
-was rejected (nothing applied).
+2 bad usage or configuration (an option, a name, a range, a file argument that
+does not exist), 3 a data-quality gate failed, 4 an input file was rejected
+(nothing of it applied). ``exit_code`` maps the package's errors to them.
 """
 
 from __future__ import annotations
@@ -41,6 +42,36 @@ def _day(value: str) -> date:
         return date.fromisoformat(value)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a date (YYYY-MM-DD): {value!r}") from None
+
+
+def _input_file(value: str | None, what: str) -> Path:
+    """A file argument that must exist (exit 2 otherwise: the command, not the file, is wrong)."""
+    from crm_pipeline.errors import UsageError
+
+    if not value:
+        raise UsageError(f"{what} needs a file")
+    path = Path(value)
+    if not path.is_file():
+        raise UsageError(f"no such file: {value}")
+    return path
+
+
+def exit_code(exc: BaseException) -> int:
+    """The README's exit code for an error raised by any step."""
+    from crm_pipeline.errors import BadInputFile, UsageError
+    from crm_pipeline.extract.base import ConfigError
+    from crm_pipeline.outreach.campaigns import CampaignError
+    from crm_pipeline.outreach.templates import TemplateError
+    from crm_pipeline.platforms import UnknownPlatformError
+    from crm_pipeline.quality.runner import QualityError
+
+    if isinstance(exc, QualityError):
+        return EXIT_QUALITY
+    if isinstance(exc, BadInputFile):
+        return EXIT_REJECTED
+    if isinstance(exc, UsageError | ConfigError | CampaignError | TemplateError | UnknownPlatformError):
+        return EXIT_USAGE
+    return EXIT_FAILED
 
 
 def _progress(message: str) -> None:
@@ -113,9 +144,12 @@ def airflow_env() -> dict[str, str]:
     settings = _settings()
     home = settings.home / "airflow"
     home.mkdir(parents=True, exist_ok=True)
+    bin_dir = str(Path(sys.executable).parent)  # `airflow standalone` starts `airflow ...` children by name
     return {
         **os.environ,
+        "PATH": bin_dir + os.pathsep + os.environ.get("PATH", ""),
         "AIRFLOW_HOME": str(home),
+        "AIRFLOW__CORE__DEFAULT_TIMEZONE": settings.timezone,
         "AIRFLOW__CORE__DAGS_FOLDER": str(settings.dags_dir),
         "AIRFLOW__CORE__PLUGINS_FOLDER": str(settings.project_dir / "plugins"),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
@@ -162,9 +196,17 @@ def run_nightly_dag(as_of: date) -> None:
     """`airflow dags test crm_nightly <date>`: the real DAG, in-process, SQLite metadata."""
     ensure_manifest()
     airflow_db_migrate()
+    from crm_pipeline.progress import DagRunWatcher
+
     logical = f"{as_of.isoformat()}T02:30:00+08:00"
-    _progress(f"airflow dags test crm_nightly {logical}")
-    proc = airflow(["dags", "test", "crm_nightly", logical], check=False, capture=True)
+    _progress(f"airflow dags test crm_nightly {logical}: each step is printed as it ends")
+    watcher = DagRunWatcher(_settings().home / "airflow" / "airflow.db", "crm_nightly", as_of,
+                            os.environ.get("CRM_WAREHOUSE_URL"))
+    watcher.start()
+    try:
+        proc = airflow(["dags", "test", "crm_nightly", logical], check=False, capture=True)
+    finally:
+        watcher.stop()
     log_path = _settings().home / "airflow" / f"dags_test_{as_of.isoformat()}.log"
     log_path.write_text((proc.stdout or "") + "\n" + (proc.stderr or ""))
     state = dag_run_state("crm_nightly", as_of)
@@ -214,7 +256,7 @@ def print_summary(s: dict) -> None:
     print("Modelled:")
     line("orders in marts.fct_orders", sum(s["orders_by_platform"].values()))
     line("customers after unification", f"{s['customers']} (from {s['identity_nodes']} platform accounts/orders)")
-    print(f"RFM segments ({s['rfm_method']}):")
+    print(f"RFM segments (spend by {s['rfm_method']}):")
     for k, v in s["rfm_segments"].items():
         line(k, v)
     print("Lifecycle stages:")
@@ -282,6 +324,8 @@ def cmd_run(args) -> int:
     p.quality("raw_landing", as_of)
     _progress("dbt build")
     p.transform(as_of)
+    _progress("customer lifetime value")
+    p.customer_clv(as_of)
     _progress("outreach")
     p.plan_outreach(as_of)
     p.call_list(as_of)
@@ -311,13 +355,15 @@ def cmd_extract(args) -> int:
 
 def cmd_backfill(args) -> int:
     from crm_pipeline.config import get_shop
+    from crm_pipeline.errors import UsageError
     from crm_pipeline.pipeline import extract_shop
 
+    if args.date_from > args.date_to:
+        raise UsageError(f"--from {args.date_from} is after --to {args.date_to}")
     ensure_environment()
     shop = get_shop(args.shop)
     if shop.platform != args.platform:
-        print(f"shop {args.shop} is a {shop.platform} shop, not {args.platform}", file=sys.stderr)
-        return EXIT_USAGE
+        raise UsageError(f"shop {args.shop} is a {shop.platform} shop, not {args.platform}")
     _progress(f"backfill {args.platform}/{args.shop} {args.date_from}..{args.date_to}")
     print(json.dumps(extract_shop(args.shop, args.date_to, "backfill", args.date_from, args.date_to), indent=2))
     return EXIT_OK
@@ -328,8 +374,10 @@ def cmd_intake(args) -> int:
     from crm_pipeline.extract.intake import parse_mapping
     from crm_pipeline.extract.run import run_intake
 
+    path = _input_file(args.file, "intake")
+    mapping = parse_mapping(args.map)
     ensure_environment()
-    result = run_intake(Path(args.file), get_shop(args.shop), parse_mapping(args.map))
+    result = run_intake(path, get_shop(args.shop), mapping)
     print(result.summary())
     if result.counts.quarantined:
         print(f"{result.counts.quarantined} row(s) quarantined: see raw.quarantine (batch {result.batch_id})")
@@ -360,16 +408,25 @@ def cmd_quality(args) -> int:
         os.environ[CONNECTION_ENV] = _sqlalchemy_url(ensure_environment())
         print("\n".join(scaffold(_settings().expectations_dir)))
         return EXIT_OK
+    from crm_pipeline.errors import UsageError
     from crm_pipeline.pipeline import quality
+    from crm_pipeline.quality.suites import CHECKPOINTS
 
+    if args.action not in CHECKPOINTS:
+        raise UsageError(f"no checkpoint {args.action!r}; use {' | '.join(CHECKPOINTS)} | scaffold")
     ensure_environment()
     print(json.dumps(quality(args.action, args.date), indent=2, ensure_ascii=False, default=str))
     return EXIT_OK
 
 
 def cmd_identity(args) -> int:
+    from crm_pipeline.errors import UsageError
     from crm_pipeline.warehouse import connect
 
+    if args.action != "list" and not args.left:
+        raise UsageError(f"{args.action} needs a node key or identifier: crm identity {args.action} NODE ...")
+    if args.action == "link" and not args.right:
+        raise UsageError("link needs two node keys: crm identity link NODE_A NODE_B")
     ensure_environment()
     with connect(durable=True) as conn:
         if args.action == "list":
@@ -377,9 +434,26 @@ def cmd_identity(args) -> int:
                                     " from ops.identity_rules order by rule_id"):
                 print(*row, sep="\t")
             return EXIT_OK
-        if args.action == "link" and not args.right:
-            print("link needs two node keys: crm identity link NODE_A NODE_B", file=sys.stderr)
-            return EXIT_USAGE
+        if args.action == "undo":
+            if not args.left.isdigit():
+                raise UsageError("undo needs a rule id (crm identity list): crm identity undo RULE_ID")
+            found = conn.execute("update ops.identity_rules set active = false, deactivated_at = now(),"
+                                 " deactivation_reason = %s where rule_id = %s returning active",
+                                 (args.reason or None, int(args.left))).fetchone()
+            if found is None:
+                raise UsageError(f"no identity rule {args.left} (crm identity list)")
+            print(f"rule {args.left} deactivated; the next transform (crm transform / nightly run) undoes it")
+            return EXIT_OK
+        if conn.execute("select to_regclass('marts.customer_identities') is not null").fetchone()[0]:
+            for ref in [r for r in (args.left, args.right) if r]:  # a rule that names nothing would do nothing
+                kind, _, value = ref.partition(":")
+                known = conn.execute(
+                    "select 1 from marts.customer_identities where node_key = %s"
+                    " or (identifier_type = %s and identifier_value = %s) limit 1", (ref, kind, value)).fetchone()
+                if not known:
+                    raise UsageError(f"{ref!r} is no identity node or identifier in the warehouse (node keys look"
+                                     " like taobao:tmall_flagship:<buyer>, identifiers like phone:+8613800001234;"
+                                     " see marts.customer_identities); nothing was recorded")
         rule = conn.execute("insert into ops.identity_rules (action, left_ref, right_ref, reason) values"
                             " (%s, %s, %s, %s) returning rule_id",
                             (args.action, args.left, args.right, args.reason)).fetchone()[0]
@@ -472,6 +546,7 @@ def cmd_quarantine(args) -> int:
 
 
 def cmd_optout(args) -> int:
+    from crm_pipeline.errors import UsageError
     from crm_pipeline.load.normalize import normalize_email, normalize_phone
     from crm_pipeline.warehouse import connect
 
@@ -480,19 +555,59 @@ def cmd_optout(args) -> int:
     if args.phone:
         contact = normalize_phone(args.phone).e164
         if not contact:
-            print("not a valid phone number", file=sys.stderr)
-            return EXIT_USAGE
+            raise UsageError(f"--phone {args.phone!r} is not a valid phone number")
     elif args.email:
         contact = normalize_email(args.email)
+        if not contact:
+            raise UsageError(f"--email {args.email!r} is not a valid e-mail address")
     if not contact and not args.customer:
-        print("give --customer, --phone or --email", file=sys.stderr)
-        return EXIT_USAGE
+        raise UsageError("give --customer, --phone or --email")
     with connect(durable=True) as conn:
+        if args.customer and conn.execute("select to_regclass('marts.customer_identities') is not null").fetchone()[0] \
+                and not conn.execute("select 1 from outreach.customer_aliases() where alias_id = %s",
+                                     (args.customer,)).fetchone():
+            raise UsageError(f"no customer {args.customer} in the warehouse (marts.dim_customers, or an id a"
+                             " customer had before a merge); nothing was recorded")
         if args.action == "add":
             conn.execute("insert into outreach.optouts (channel, customer_id, contact, source, reason)"
                          " values (%s, %s, %s, %s, %s) on conflict do nothing",
                          (args.channel, args.customer, contact, args.source, args.reason))
-    print("opt-out recorded: applies to every message planned from now on (R13)")
+    print("opt-out recorded: messages already planned for this person are cancelled at send time, and no new"
+          " ones are planned (R13)")
+    return EXIT_OK
+
+
+def cmd_erase(args) -> int:
+    """Erase a person's personal data everywhere (PIPL / GDPR erasure, Shopify customers/redact)."""
+    from crm_pipeline.errors import UsageError
+    from crm_pipeline.load.normalize import normalize_email, normalize_phone
+    from crm_pipeline.privacy import ErasureError, erase
+
+    phones, emails = [], []
+    for raw in args.phone or []:
+        e164 = normalize_phone(raw).e164
+        if not e164:
+            raise UsageError(f"--phone {raw!r} is not a valid phone number")
+        phones.append(e164)
+    for raw in args.email or []:
+        email = normalize_email(raw)
+        if not email:
+            raise UsageError(f"--email {raw!r} is not a valid e-mail address")
+        emails.append(email)
+    ensure_environment()
+    settings = _settings()
+    try:
+        result = erase(None, phones, emails, args.customer or [], reason=args.reason,
+                       file_roots=[settings.out_dir, settings.home, settings.intake_dir],
+                       skip_files=[settings.home / "pg"], intake_dir=settings.intake_dir)
+    except ErasureError as exc:
+        raise UsageError(f"erase: {exc}") from exc
+    if result.already_erased:
+        print("already erased: nothing of this person is left in the warehouse")
+    else:
+        print(f"erased (tombstone {result.erasure_id}): {result.customers} customer id(s), {result.orders} order(s),"
+              f" {result.phones} phone(s), {result.emails} e-mail(s); {len(result.tables)} table(s) and"
+              f" {len(result.files)} file(s) rewritten. Order amounts, dates and items are kept.")
     return EXIT_OK
 
 
@@ -500,42 +615,61 @@ def cmd_optout_import(args) -> int:
     """'TD' replies exported from the SMS gateway: phone,content[,time] rows."""
     import csv
 
+    from crm_pipeline.errors import BadInputFile
     from crm_pipeline.load.normalize import normalize_phone
     from crm_pipeline.warehouse import connect
 
+    path = _input_file(args.file, "optout-import")
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError:
+        try:
+            text = path.read_bytes().decode("gb18030")
+        except UnicodeDecodeError:
+            raise BadInputFile(f"{path.name}: not a text CSV (neither UTF-8 nor GBK)") from None
+    if "\x00" in text:
+        raise BadInputFile(f"{path.name}: not a text CSV (it holds NUL bytes: a spreadsheet saved under a .csv name?)")
     ensure_environment()
     added = 0
-    with connect(durable=True) as conn, open(args.file, encoding="utf-8-sig", newline="") as fh:
-        for row in csv.reader(fh):
+    with connect(durable=True) as conn:
+        for row in csv.reader(text.splitlines()):
             if len(row) < 2 or row[0].strip().lower() in ("phone", "phonenumber", "手机"):
                 continue
             if row[1].strip().upper() in ("TD", "T", "N", "退订", "STOP", "UNSUBSCRIBE"):
                 phone = normalize_phone(row[0]).e164
                 if phone:
-                    conn.execute("insert into outreach.optouts (channel, contact, source, reason) values"
-                                 " ('sms', %s, 'td_reply', %s) on conflict do nothing", (phone, row[1].strip()))
-                    added += 1
-    print(f"{added} opt-out(s) from replies")
+                    added += conn.execute("insert into outreach.optouts (channel, contact, source, reason) values"
+                                          " ('sms', %s, 'td_reply', %s) on conflict do nothing",
+                                          (phone, row[1].strip())).rowcount
+    print(f"{added} new opt-out(s) from replies")
     return EXIT_OK
 
 
 def cmd_calls(args) -> int:
+    from crm_pipeline.errors import UsageError
     from crm_pipeline.warehouse import connect
 
-    ensure_environment()
     if args.action == "list":
+        if args.file:
+            raise UsageError("calls list takes no file (did you mean `crm calls import FILE`?)")
+        ensure_environment()
         from crm_pipeline.pipeline import call_list
 
-        print(json.dumps(call_list(args.date), indent=2, ensure_ascii=False))
+        facts = call_list(args.date, reissue=args.reissue)
+        print(json.dumps(facts, indent=2, ensure_ascii=False))
+        if not facts["issued_now"]:
+            print(f"the call list for {facts['list_date']} was issued at {facts['issued_at']} and is kept as it is "
+                  "(agents may be filling it in); missing files were written again. `--reissue` writes a new "
+                  "version beside it.", file=sys.stderr)
         return EXIT_OK
-    from crm_pipeline.outreach.calls import OutcomeSheetError, import_outcomes
+    if args.reissue:
+        raise UsageError("--reissue goes with `crm calls list`")
+    path = _input_file(args.file, "calls import")
+    ensure_environment()
+    from crm_pipeline.outreach.calls import import_outcomes
 
-    try:
-        with connect(durable=True) as conn:
-            print(json.dumps(import_outcomes(conn, Path(args.file)), ensure_ascii=False))
-    except OutcomeSheetError as exc:
-        print(str(exc), file=sys.stderr)
-        return EXIT_REJECTED
+    with connect(durable=True) as conn:
+        print(json.dumps(import_outcomes(conn, path), ensure_ascii=False))
     return EXIT_OK
 
 
@@ -559,12 +693,10 @@ def cmd_campaign(args) -> int:
     with connect() as conn:
         proposals, counts = camp.plan_campaign(conn, campaign, send_day, settings.timezone)
         if args.action == "plan":
-            from crm_pipeline.outreach.ledger import load_history, load_optouts
-            from crm_pipeline.outreach.policy import decide
+            from crm_pipeline.outreach.ledger import decide_proposals
             from crm_pipeline.outreach.templates import MissingPlaceholder, render, template_name
 
-            decisions = decide([p.candidate for p in proposals], policy, now(), load_optouts(conn),
-                               load_history(conn, now(), policy.overall_cap.days))
+            decisions = decide_proposals(conn, proposals, policy, now())
             by_rule: dict[str, int] = {}
             for d in decisions:
                 if not d.sent:
@@ -601,6 +733,16 @@ def cmd_report(args) -> int:
 
     ensure_environment()
     print(write_report(args.date))
+    return EXIT_OK
+
+
+def cmd_clv(args) -> int:
+    """Customer lifetime value for a day (issue 33): fit, score, backtest; prints the facts."""
+    from crm_pipeline.pipeline import customer_clv
+
+    ensure_environment()
+    facts = customer_clv(args.date)  # a wrong config/clv.yml is a UsageError: exit 2
+    print(json.dumps(facts, indent=2, ensure_ascii=False, default=str))
     return EXIT_OK
 
 
@@ -647,6 +789,130 @@ def cmd_airflow(args) -> int:
     ensure_manifest()
     airflow_db_migrate()
     return airflow(airflow_args(args.rest), check=False).returncode
+
+
+def _port_free(port: int) -> bool:
+    import socket
+
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def ui_login(home: Path) -> tuple[str, str]:
+    """The UI's user and password: Airflow's simple auth manager reads them from this file
+    (written once with a random password, like `airflow standalone` would, but printed every time)."""
+    import secrets
+
+    path = home / "simple_auth_manager_passwords.json.generated"
+    try:
+        passwords = json.loads(path.read_text()) if path.exists() else {}
+    except ValueError:
+        passwords = {}
+    if not passwords.get("admin"):
+        passwords["admin"] = secrets.token_urlsafe(12)
+        path.write_text(json.dumps(passwords) + "\n")
+        path.chmod(0o600)
+    return "admin", passwords["admin"]
+
+
+def airflow_ui_env(port: int) -> dict[str, str]:
+    """`airflow standalone` for this project: the port and the execution API on it, parallelism for
+    the machine's cores (each dbt model is a process), the login, the shops' time zone."""
+    cores = max(2, os.cpu_count() or 2)
+    base = f"http://localhost:{port}"
+    return {
+        **airflow_env(),
+        "AIRFLOW__API__PORT": str(port),
+        "AIRFLOW__API__HOST": "127.0.0.1",
+        "AIRFLOW__API__BASE_URL": base,
+        "AIRFLOW__API__WORKERS": "1",
+        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{base}/execution/",
+        "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+        "AIRFLOW__CORE__PARALLELISM": str(cores),
+        "AIRFLOW__CORE__MAX_ACTIVE_TASKS_PER_DAG": str(cores),
+        "AIRFLOW__CORE__AUTH_MANAGER": "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin",
+        "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
+        "AIRFLOW__API__INSTANCE_NAME": "crm-pipeline",
+        "AIRFLOW__LOGGING__LOGGING_LEVEL": os.environ.get("AIRFLOW__LOGGING__LOGGING_LEVEL", "INFO"),
+    }
+
+
+def cmd_airflow_ui(args) -> int:
+    """The Airflow UI on this machine in one command (README "The Airflow UI")."""
+    import requests
+
+    from crm_pipeline.errors import UsageError
+
+    if args.port is not None and not 1024 <= args.port <= 65535:
+        raise UsageError(f"--port {args.port}: pick a port between 1024 and 65535")
+    if args.port is not None and not _port_free(args.port):
+        raise UsageError(f"port {args.port} is taken; pick another with --port, or leave it out for a free one")
+    port = args.port or next(p for p in range(8080, 8200) if _port_free(p))
+    _progress("warehouse, schemas and sandbox")
+    ensure_environment(start_sandbox=True)
+    ensure_manifest()
+    _progress("Airflow metadata database")
+    airflow_db_migrate()
+    home = _settings().home / "airflow"
+    user, password = ui_login(home)
+    log_path = home / "standalone.log"
+    env = airflow_ui_env(port)
+    _progress(f"starting Airflow (scheduler, dag-processor, triggerer, api-server on port {port}); log: {log_path}")
+    with log_path.open("a") as log:
+        proc = subprocess.Popen([str(Path(sys.executable).with_name("airflow")), "standalone"], env=env,
+                                stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    url = f"http://localhost:{port}"
+    import signal
+
+    def interrupted(signum, frame):
+        raise KeyboardInterrupt
+
+    for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
+        signal.signal(sig, interrupted)  # however it is stopped, Airflow and the sandbox stop with it
+    try:
+        deadline = time.time() + 300
+        while True:
+            if proc.poll() is not None:
+                tail = log_path.read_text(errors="replace")[-3000:]
+                raise RuntimeError(f"airflow standalone exited ({proc.returncode}); the end of {log_path}:\n{tail}")
+            try:
+                if requests.get(f"{url}/api/v2/monitor/health", timeout=2).ok:
+                    break
+            except requests.RequestException:
+                pass
+            if time.time() > deadline:
+                raise RuntimeError(f"the Airflow UI did not answer on {url} within 5 minutes; see {log_path}")
+            time.sleep(2)
+        settings = _settings()
+        print(f"""
+The Airflow UI is up: {url}
+  log in as   {user} / {password}   (kept in {home / 'simple_auth_manager_passwords.json.generated'})
+  DAGs        crm_nightly (02:30 {settings.timezone}) and crm_intraday, paused: ▶ Trigger runs one now
+              (crm_nightly closes the last business day that is over; set as_of_date in the form for another)
+  time zone   the UI shows your browser's; pick {settings.timezone} under User > Timezone if it shows UTC
+  sandbox     {settings.sandbox_url} (the platforms and gateways the shops point at)
+  outputs     {settings.out_dir}/<date>/ (call lists, report)
+Ctrl-C stops Airflow{'' if args.keep_sandbox else ' and the sandbox'}; the warehouse keeps running (`make stop`).
+""", flush=True)
+        proc.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        if proc.poll() is None:
+            _progress("stopping Airflow")
+            os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+        if not args.keep_sandbox:
+            stop_sandbox()
+    return EXIT_OK
 
 
 def airflow_args(rest: list[str]) -> list[str]:
@@ -735,9 +1001,11 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("action", help="raw_landing | outbound | scaffold")
     sp.add_argument("--date", type=_day, default=TODAY)
 
-    sp = add("identity", cmd_identity, "manual identity rules: link two nodes, split a node or identifier, list")
-    sp.add_argument("action", choices=["link", "split", "list"])
-    sp.add_argument("left", nargs="?", help="node key (platform:shop:buyer) or identifier (phone:+86...)")
+    sp = add("identity", cmd_identity, "manual identity rules: link two nodes, split a node or identifier, list,"
+                                       " undo a rule")
+    sp.add_argument("action", choices=["link", "split", "list", "undo"])
+    sp.add_argument("left", nargs="?", help="node key (platform:shop:buyer) or identifier (phone:+86...);"
+                                            " undo: the rule id")
     sp.add_argument("right", nargs="?", help="second node key (link)")
     sp.add_argument("--reason", default="")
 
@@ -755,6 +1023,13 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--date", type=_day, help="status: the business day to judge (default: yesterday, local)")
     sp.add_argument("--shop", action="append", help="check: only this shop (repeatable)")
 
+    sp = add("erase", cmd_erase, "erase a person's personal data everywhere, on request (PIPL / GDPR /"
+                                 " Shopify customers/redact); keeps order amounts, dates and items")
+    sp.add_argument("--phone", action="append", help="a phone of the person (repeatable)")
+    sp.add_argument("--email", action="append", help="an e-mail of the person (repeatable)")
+    sp.add_argument("--customer", action="append", help="a customer id (repeatable)")
+    sp.add_argument("--reason", default="", help="why (kept in the tombstone, ops.erasures)")
+
     sp = add("optout", cmd_optout, "record an opt-out (R13)")
     sp.add_argument("action", choices=["add"])
     sp.add_argument("--channel", choices=["sms", "email", "webhook", "phone", "all"], default="all")
@@ -767,10 +1042,13 @@ def build_parser() -> argparse.ArgumentParser:
     sp = add("optout-import", cmd_optout_import, "import 'TD' replies (CSV phone,content) from the SMS gateway")
     sp.add_argument("file")
 
-    sp = add("calls", cmd_calls, "build the call list for a day, or import a filled sheet")
+    sp = add("calls", cmd_calls, "'list': the call list for the morning after a business day (issued once, then"
+                                 " kept); 'import FILE': record a filled sheet (all rows or none)")
     sp.add_argument("action", choices=["list", "import"])
-    sp.add_argument("file", nargs="?")
+    sp.add_argument("file", nargs="?", help="import: the filled .xlsx (or the list's .csv)")
     sp.add_argument("--date", type=_day, default=TODAY, help="business day (the list is for the next day)")
+    sp.add_argument("--reissue", action="store_true",
+                    help="list: build the list again and write it as a new version beside the issued one")
 
     sp = add("campaign", cmd_campaign, "plan (dry run), push or report a campaign in config/campaigns/")
     sp.add_argument("action", choices=["plan", "push", "report"])
@@ -781,6 +1059,9 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--date", type=_day, default=TODAY)
 
     sp = add("report", cmd_report, "write out/<date>/report.html")
+    sp.add_argument("--date", type=_day, required=True)
+
+    sp = add("clv", cmd_clv, "customer lifetime value for a day: fit BG/NBD + Gamma-Gamma, score, backtest")
     sp.add_argument("--date", type=_day, required=True)
 
     sp = add("summary", cmd_summary, "print the run summary for a day from the warehouse")
@@ -794,6 +1075,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     sp = add("airflow", cmd_airflow, "run an airflow command with this project's environment (after --)")
     sp.add_argument("rest", nargs=argparse.REMAINDER)
+
+    sp = add("airflow-ui", cmd_airflow_ui, "the Airflow UI for this project on this machine (airflow standalone):"
+                                           " warehouse and sandbox started, a free port, the login printed")
+    sp.add_argument("--port", type=int, help="port of the UI (default: 8080, or the next free one)")
+    sp.add_argument("--keep-sandbox", action="store_true", help="leave the sandbox running when Airflow stops")
 
     add("dbt-parse", cmd_dbt_parse, "build dbt_project/target/manifest.json (what Cosmos renders)")
 
@@ -830,12 +1116,10 @@ def main(argv: list[str] | None = None) -> int:
         return args.func(args)
     except KeyboardInterrupt:
         return EXIT_FAILED
-    except Exception as exc:  # one clear line, right exit code
-        from crm_pipeline.extract.base import ConfigError
+    except Exception as exc:  # one clear message, the README's exit code
         from crm_pipeline.pii import redact
-        from crm_pipeline.quality.runner import QualityError
 
-        code = EXIT_QUALITY if isinstance(exc, QualityError) else EXIT_USAGE if isinstance(exc, ConfigError) else EXIT_FAILED
+        code = exit_code(exc)
         print(f"crm {args.command}: {redact(str(exc))}", file=sys.stderr)
         if os.environ.get("CRM_DEBUG"):
             raise

@@ -58,6 +58,11 @@ def resolve_credential(ref: str, platform: str, shop_id: str, name: str) -> str 
     )
 
 
+# platforms whose shops sell to buyers for whom marketing needs an opt-in unless shops.yml says
+# otherwise (Shopify and WooCommerce stores sell abroad: GDPR, CAN-SPAM/TCPA, CASL)
+CONSENT_PLATFORMS = ("shopify", "woocommerce")
+
+
 def load_shops(path: Path | None = None, resolve: bool = True) -> list[ShopConfig]:
     """Parse shops.yml; raises ConfigError naming the shop for any problem."""
     import yaml
@@ -91,6 +96,16 @@ def load_shops(path: Path | None = None, resolve: bool = True) -> list[ShopConfi
         on_failure = merged.get("on_failure")
         if on_failure is not None and on_failure not in POLICIES:
             raise ConfigError(platform, shop_id, f"{path}: on_failure is {on_failure!r}; expected stop or continue")
+        options = {**(defaults.get("options") or {}), **(raw.get("options") or {})}
+        if options.get("before_start_date", "land") not in ("land", "quarantine"):
+            raise ConfigError(platform, shop_id, f"{path}: options.before_start_date is "
+                                                 f"{options['before_start_date']!r}; expected land or quarantine")
+        country = str(raw.get("country") or defaults.get("country") or "").upper()
+        consent = raw.get("marketing_consent") or {}
+        required = consent.get("required", platform in CONSENT_PLATFORMS or country not in ("", "CN"))
+        if not isinstance(required, bool):
+            raise ConfigError(platform, shop_id, f"{path}: marketing_consent.required is {required!r}; "
+                                                 "expected true or false")
         shops.append(
             ShopConfig(
                 shop_id=shop_id,
@@ -100,9 +115,11 @@ def load_shops(path: Path | None = None, resolve: bool = True) -> list[ShopConfi
                 start_date=start if isinstance(start, date) else date.fromisoformat(str(start)),
                 base_url=expand_vars(str(merged.get("base_url") or "")),
                 credentials=creds,
-                options={**(defaults.get("options") or {}), **(raw.get("options") or {})},
+                options=options,
                 overlap_hours=float(merged.get("overlap_hours", 24)),
                 on_failure=on_failure,
+                country=country,
+                consent_required=required,
             )
         )
     return shops

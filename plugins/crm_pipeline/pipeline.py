@@ -28,15 +28,30 @@ def record(as_of: date, step: str, facts: dict, url: str | None = None) -> None:
         )
 
 
-def as_of_from_logical(logical_date: datetime | None, override: str | None = None) -> date:
-    """The business day a run closes: an explicit override, else the local date of the logical date."""
+def as_of_from_logical(logical_date: datetime | None, override: str | None = None,
+                       run_after: datetime | None = None) -> date:
+    """The business day a run closes: an explicit override, else the local date of the logical date
+    (of ``run_after`` for a run without one), but never a day that is not over yet by the pipeline
+    clock: a run triggered by hand (the UI's ▶, `airflow dags trigger`) at 15:00 has a logical date
+    of today, and closes yesterday, the last day it can close."""
+    from datetime import timedelta
     from zoneinfo import ZoneInfo
+
+    from crm_pipeline.clock import now
 
     if override:
         return date.fromisoformat(str(override)[:10])
-    if logical_date is None:
+    moment = logical_date or run_after
+    if moment is None:
         raise ValueError("no logical date and no as_of_date given")
-    return logical_date.astimezone(ZoneInfo(get_settings().timezone)).date()
+    tz = ZoneInfo(get_settings().timezone)
+    day = moment.astimezone(tz).date()
+    last_over = now().astimezone(tz).date() - timedelta(days=1)
+    if day > last_over:
+        log.info("business day %s is not over yet: this run closes %s, the last one that is (as_of_date chooses)",
+                 day, last_over)
+        return last_over
+    return day
 
 
 def prepare(url: str | None = None) -> dict:
@@ -79,17 +94,28 @@ def extract_shop(shop_id: str, as_of: date, mode: str = "nightly", start: date |
 def intake_shop(shop_id: str, as_of: date, url: str | None = None) -> dict:
     """Import new spreadsheets from the inbox folder of an intake shop."""
     from crm_pipeline.config import get_shop
-    from crm_pipeline.extract.run import pending_intake_files, run_intake
+    from crm_pipeline.extract.run import IntakeRejected, pending_intake_files, run_intake
 
     shop = get_shop(shop_id)
     files = pending_intake_files(shop, get_settings().intake_dir, url)
-    totals = {"shop_id": shop_id, "files": [], "received": 0, "landed": 0, "quarantined": 0}
+    totals = {"shop_id": shop_id, "files": [], "received": 0, "landed": 0, "quarantined": 0, "rejected": []}
+    rejected: list[IntakeRejected] = []
     for path in files:
-        result = run_intake(path, shop, url=url)
+        log.info("intake %s: %s", shop_id, path.name)
+        try:
+            result = run_intake(path, shop, url=url)
+        except IntakeRejected as exc:  # one bad file does not keep the others out; it stays pending (D45)
+            rejected.append(exc)
+            totals["rejected"].append(path.name)
+            continue
         totals["files"].append(path.name)
         for k in ("received", "landed", "quarantined"):
             totals[k] += getattr(result.counts, k)
     record(as_of, f"intake:{shop_id}", totals, url)
+    if rejected:
+        raise IntakeRejected("intake", shop_id, f"{len(rejected)} of {len(files)} file(s) refused "
+                                                f"({', '.join(totals['rejected'])}), the others imported:\n  "
+                                                + "\n  ".join(e.message for e in rejected))
     return totals
 
 
@@ -145,6 +171,30 @@ def transform(as_of: date, url: str | None = None, select: str | None = None, fu
         refresh_masked_views(conn)
 
 
+# -- customer lifetime value (issue 33) -------------------------------------------------------
+def customer_clv(as_of: date, url: str | None = None) -> dict:
+    """Fit BG/NBD + Gamma-Gamma on the marts, score every buyer, backtest (crm_pipeline/clv).
+
+    Recorded in ops.run_log as step ``clv``; the backtest's verdict as ``quality:clv_backtest``
+    (a model worse than the naive forecast is a warning in the daily report)."""
+    from crm_pipeline.clv.config import load_clv_config
+    from crm_pipeline.clv.run import quality_facts, run
+    from crm_pipeline.warehouse import connect
+
+    config = load_clv_config()
+    if not config.enabled:
+        facts = {"enabled": False}
+    else:
+        with connect(url) as conn:
+            facts = run(conn, as_of, config)
+        for warning in quality_facts(facts["backtest"])["warnings"]:
+            log.warning("quality warning: %s", warning["description"])
+        record(as_of, "quality:clv_backtest", quality_facts(facts["backtest"]), url)
+    record(as_of, "clv", facts, url)
+    return facts
+# -- end customer lifetime value ---------------------------------------------------------------
+
+
 def quality(checkpoint: str, as_of: date, url: str | None = None) -> dict:
     from crm_pipeline.quality.runner import run_checkpoint
 
@@ -167,7 +217,7 @@ def plan_outreach(as_of: date, url: str | None = None, only: tuple[str, ...] | N
     from crm_pipeline.extract.freshness import HOLD_RULE, shop_freshness
     from crm_pipeline.outreach import campaigns as camp
     from crm_pipeline.outreach import triggers
-    from crm_pipeline.outreach.ledger import hold, plan
+    from crm_pipeline.outreach.ledger import PlanStats, hold, plan
     from crm_pipeline.outreach.push import OptOutWatch
     from crm_pipeline.warehouse import connect
 
@@ -191,10 +241,12 @@ def plan_outreach(as_of: date, url: str | None = None, only: tuple[str, ...] | N
                              keys + [p.candidate.key for p, _ in proposed.held])
         facts["alerts_held"] = proposed.alerts_held
         facts["stale_shops"] = sorted(freshness)
-        for kind, items in proposed.by_kind.items():
-            stats = plan(conn, items, policy, moment, as_of, settings.config_dir / "templates",
-                         gw_config.get("shop_name", ""))
-            facts["triggers"][kind] = stats.as_dict()
+        # every trigger decided together: the policy's one-a-day priority works across kinds (R12)
+        kind_of = {p.candidate.key: kind for kind, items in proposed.by_kind.items() for p in items}
+        stats = plan(conn, [p for items in proposed.by_kind.values() for p in items], policy, moment, as_of,
+                     settings.config_dir / "templates", gw_config.get("shop_name", ""),
+                     group_of=lambda p: kind_of[p.candidate.key])
+        facts["triggers"] = {kind: stats.groups.get(kind, PlanStats()).as_dict() for kind in proposed.by_kind}
         if only is None:
             send_day = as_of + timedelta(days=1)
             for campaign in camp.load_campaigns(settings.config_dir / "campaigns"):
@@ -214,7 +266,10 @@ def plan_outreach(as_of: date, url: str | None = None, only: tuple[str, ...] | N
     return facts
 
 
-def push_messages(as_of: date, url: str | None = None, message_types: tuple[str, ...] | None = None) -> dict:
+def push_messages(as_of: date, url: str | None = None, message_types: tuple[str, ...] | None = None,
+                  step: str | None = None, skip_types: tuple[str, ...] = ()) -> dict:
+    """Send every message that is due now (optionally only some types), through the send-time
+    re-checks, in each recipient's waking hours; record the push's facts for ``as_of``."""
     import psycopg
 
     from crm_pipeline.clock import now
@@ -223,30 +278,54 @@ def push_messages(as_of: date, url: str | None = None, message_types: tuple[str,
     from crm_pipeline.warehouse import warehouse_url
 
     policy, gw_config = _outreach_config()
+    moment = now()
     with psycopg.connect(url or warehouse_url()) as conn:
-        stats = push(conn, build_gateways(gw_config), policy, now(), message_types=message_types)
-    facts = stats.as_dict()
-    record(as_of, "outreach:push" if not message_types else "outreach:push:intraday", facts, url)
+        stats = push(conn, build_gateways(gw_config), policy, moment, message_types=message_types,
+                     skip_types=skip_types)
+    facts = {"now": moment.isoformat(), **stats.as_dict()}
+    record(as_of, step or ("outreach:push" if not message_types else "outreach:push:intraday"), facts, url)
     return facts
 
 
-def call_list(as_of: date, url: str | None = None) -> dict:
-    """The day's callback list (R7) for the morning after the business day."""
+def push_due(url: str | None = None) -> dict:
+    """The daytime sender (DAG crm_push, every CRM_PUSH_MINUTES, around the clock): every
+    planned message whose time has come goes out in its recipient's waking hours, or
+    expires with its reason. Recorded per local day as step ``outreach:push:due``.
+
+    Payment reminders and shipment notices are left to the intraday run, which sends them
+    right after it has read the shops and refreshed the orders: their reason (unpaid,
+    shipped) is an order's state, and the send-time re-check is only as good as the facts
+    it reads (DECISIONLOG D52)."""
+    from crm_pipeline.clock import local_today
+
+    return push_messages(local_today(), url, step="outreach:push:due", skip_types=INTRADAY_TYPES)
+
+
+def call_list(as_of: date, url: str | None = None, reissue: bool = False) -> dict:
+    """The day's callback list (R7) for the morning after the business day.
+
+    Issued once: a rerun keeps the list and its files (the agents' work); ``reissue``
+    writes a new version beside them (outreach/calls.py)."""
     from datetime import timedelta
 
+    from crm_pipeline.config import load_shops
     from crm_pipeline.outreach.calls import build_call_list, load_call_config
     from crm_pipeline.warehouse import connect
 
     settings = get_settings()
     list_date = as_of + timedelta(days=1)
-    config = load_call_config(settings.config_dir / "agents.yml")
+    config = load_call_config(settings.config_dir / "agents.yml",
+                              {s.shop_id: s.name for s in load_shops(resolve=False)})
     out = settings.out_dir / list_date.isoformat()
     with connect(url) as conn:
-        entries, paths = build_call_list(conn, list_date, config, out)
-    facts = {"list_date": list_date.isoformat(), "entries": len(entries), "capacity": config.capacity,
+        issued, paths = build_call_list(conn, list_date, config, out, reissue=reissue)
+    rows = issued.rows or []
+    facts = {"list_date": list_date.isoformat(), "version": issued.version, "entries": len(rows),
+             "capacity": config.capacity, "issued_now": issued.new,
+             "issued_at": issued.issued_at.isoformat() if issued.issued_at else None,
              "by_reason": {}, "paths": {k: str(v) for k, v in paths.items()}}
-    for e in entries:
-        facts["by_reason"][e.priority_reason] = facts["by_reason"].get(e.priority_reason, 0) + 1
+    for r in rows:
+        facts["by_reason"][r["reason_key"]] = facts["by_reason"].get(r["reason_key"], 0) + 1
     record(as_of, "outreach:call_list", facts, url)
     return facts
 
@@ -295,13 +374,18 @@ def summary(as_of: date, url: str | None = None) -> dict:
             "stale_shops": [f["describe"] for f in recorded_stale(conn, as_of)],
             "call_list_entries": q("select count(*) from outreach.call_list_entries where list_date = %s",
                                    as_of + timedelta(days=1))[0][0],
+            "call_list_facts": (q("select facts from ops.run_log where as_of_date = %s and step = 'outreach:call_list'",
+                                  as_of) or [[{}]])[0][0],
         }
         from crm_pipeline.platforms import PLATFORMS
 
         for spec in PLATFORMS.values():
             out["raw_landed_by_platform"][spec.name] = q(f"select count(*) from raw.{spec.raw_table}")[0][0]
     settings = get_settings()
-    out["call_list_path"] = str(settings.out_dir / (as_of + timedelta(days=1)).isoformat() / "call_list.xlsx")
+    facts = out.pop("call_list_facts") or {}
+    out["call_list_path"] = (facts.get("paths") or {}).get("combined") or str(
+        settings.out_dir / (as_of + timedelta(days=1)).isoformat() / "call_list.xlsx")
+    out["call_list_version"] = facts.get("version")
     out["report_path"] = str(settings.out_dir / as_of.isoformat() / "report.html")
     out["gateway_messages_received"] = sandbox_messages_accepted()
     return out
@@ -318,11 +402,35 @@ def out_dir_for(as_of: date) -> Path:
 INTRADAY_TYPES = ("payment_reminder", "payment_reminder_flash", "shipment_notice")
 
 
-def intraday_transactional(as_of: date, url: str | None = None) -> dict:
-    """Refresh orders and customers, then plan and push the two transactional types only."""
-    from crm_pipeline.transform.dbt import run_dbt
+REFRESH_STEP = "intraday:refresh"
 
+
+def intraday_refresh(as_of: date, url: str | None = None) -> dict:
+    """Rebuild orders and customers when a landing since the last intraday refresh added
+    versions; a tick in which no shop changed skips dbt (most ticks of a quiet shop)."""
+    from crm_pipeline.transform.dbt import run_dbt
+    from crm_pipeline.warehouse import connect
+
+    with connect(url) as conn:
+        started = conn.execute("select now()").fetchone()[0]  # landings after this wait for the next tick
+        changed = conn.execute(
+            "select count(*) from ops.load_batches where status = 'succeeded' and new_versions > 0"
+            " and finished_at > coalesce((select max((facts ->> 'from')::timestamptz) from ops.run_log"
+            "                             where step = %s), '-infinity')", (REFRESH_STEP,)).fetchone()[0]
+    if not changed:
+        return {"refreshed": False, "batches": 0}
     run_dbt(["run", "--select", "+fct_orders", "+dim_customers"], as_of, url)
+    facts = {"refreshed": True, "batches": changed, "from": started.isoformat()}
+    record(as_of, REFRESH_STEP, facts, url)
+    return facts
+
+
+def intraday_transactional(as_of: date, url: str | None = None) -> dict:
+    """Refresh orders and customers (when something landed), then plan and push the two
+    transactional types: right after the refresh, so the send-time re-check of a payment
+    reminder or a shipment notice reads the orders as the platforms just reported them."""
+    refresh = intraday_refresh(as_of, url)
     plan = plan_outreach(as_of, url, only=("payment_reminder", "shipment_notice"))
     push = push_messages(as_of, url, message_types=INTRADAY_TYPES)
-    return {"plan": plan["triggers"], "held": plan["held"], "stale_shops": plan["stale_shops"], "push": push}
+    return {"refresh": refresh, "plan": plan["triggers"], "held": plan["held"], "stale_shops": plan["stale_shops"],
+            "push": push}

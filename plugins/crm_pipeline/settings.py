@@ -38,10 +38,14 @@ ENV_VARS: dict[str, tuple[str, str]] = {
     "CRM_DEMO_DATE": ("2026-11-20", "Logical date `make demo` runs the nightly DAG for."),
     "CRM_TIMEZONE": ("Asia/Shanghai", "Default shop time zone (schedules, quiet hours, date boundaries)."),
     "CRM_INTAKE_DIR": ("$CRM_HOME/inbox", "Spreadsheet inbox: <dir>/<shop_id>/*.xlsx|csv are imported nightly."),
+    "CRM_INTAKE_MAX_MB": ("100", "Largest intake spreadsheet accepted, in MB unpacked (.xlsx) or as is (.csv); bigger or zip-bomb-like files are refused before reading (exit 4)."),
     "CRM_LOG_LEVEL": ("INFO", "Log level of the crm command and tasks."),
+    "CRM_DEBUG": ("", "Set to 1: an unexpected error prints its full traceback instead of the one-line message."),
+    "CRM_DBT_SPARK_DIR": ("$CRM_HOME/spark", "Warehouse and metastore of the local Spark session for `dbt --target spark` (the Spark profile reads it)."),
     "CRM_ALERT_WEBHOOK_URL": ("", "Failure callbacks POST here (JSON) when set."),
     "CRM_ALERT_EMAIL": ("", "Failure callbacks also e-mail this address via Airflow SMTP when set."),
     "CRM_INTRADAY_MINUTES": ("30", "Interval of the intraday transactional DAG."),
+    "CRM_PUSH_MINUTES": ("10", "Interval of the crm_push DAG that sends every due message, around the clock (each in its recipient's waking hours)."),
     "CRM_NOW": ("", "Pin the pipeline clock (ISO 8601 with offset); `make demo` pins the morning after CRM_DEMO_DATE."),
     "CRM_NIGHTLY_CRON": ("30 2 * * *", "Nightly schedule in CRM_TIMEZONE (lists ready well before 08:00)."),
     "CRM_ON_SHOP_FAILURE": ("continue", "A shop that could not be read: `continue` the night for the others (messages that its missing data could contradict are held; the run ends failed) or `stop` the night (D45)."),
@@ -58,10 +62,11 @@ DEPLOY_ENV_VARS: dict[str, tuple[str, str]] = {
     "AIRFLOW_FERNET_KEY": ("", "Fernet key encrypting Airflow connections (generate one for production)."),
     "AIRFLOW_JWT_SECRET": ("change-me", "Secret the api-server signs task tokens with."),
     "AIRFLOW_API_PORT": ("8080", "Host port of the Airflow UI/API."),
-    "AIRFLOW_ADMIN_USER": ("admin", "First UI user created by airflow-init."),
-    "AIRFLOW_ADMIN_PASSWORD": ("admin", "Its password."),
+    "AIRFLOW_ADMIN_USER": ("admin", "First UI user, created by airflow-init (FAB auth manager)."),
+    "AIRFLOW_ADMIN_PASSWORD": ("admin", "Its password: change it before the UI is reachable by anyone else."),
     "CRM_WAREHOUSE_PASSWORD": ("crm", "Password of the warehouse Postgres service."),
-    "CRM_WAREHOUSE_PORT": ("55432", "Host port of the warehouse Postgres (analysts connect here)."),
+    "CRM_WAREHOUSE_PORT": ("55440", "Host port of the compose warehouse Postgres (analysts connect here; not the embedded one's 55432)."),
+    "AIRFLOW_PARALLELISM": ("8", "Task instances running at once on the host (each dbt model is a process: about 2 per core)."),
     "FLOWER_PORT": ("5555", "Host port of Celery Flower (`--profile flower`)."),
 }
 
@@ -86,7 +91,9 @@ class Settings:
     alert_email: str
     intraday_minutes: int
     nightly_cron: str
+    push_minutes: int = 10
     on_shop_failure: str = "continue"
+    intake_max_mb: int = 100
     extra: dict = field(default_factory=dict)
 
     @property
@@ -134,7 +141,9 @@ def get_settings() -> Settings:
         alert_email=_env("CRM_ALERT_EMAIL", ""),
         intraday_minutes=int(_env("CRM_INTRADAY_MINUTES", "30")),
         nightly_cron=_env("CRM_NIGHTLY_CRON", "30 2 * * *"),
+        push_minutes=int(_env("CRM_PUSH_MINUTES", "10")),
         on_shop_failure=_env("CRM_ON_SHOP_FAILURE", "continue").strip().lower(),
+        intake_max_mb=int(_env("CRM_INTAKE_MAX_MB", "100")),
     )
 
 

@@ -53,6 +53,9 @@ def test_nightly_flow_order(dagbag):
         assert expected in ids, expected
     transform = [i for i in ids if i.startswith("transform.")]
     assert any("fct_orders" in i for i in transform) and any("customer_rfm" in i for i in transform)
+    # the snapshot and the day logs are tasks like every model (issue 28), after what they read
+    snapshot = next(i for i in transform if "snap_identity_map" in i)
+    log = next(i for i in transform if "int_rfm_segment_log" in i)
 
     def upstream_closure(task_id):
         seen, todo = set(), [task_id]
@@ -68,6 +71,11 @@ def test_nightly_flow_order(dagbag):
     assert any(i.startswith("extract.") for i in push_up)
     assert any(i.startswith("transform.") for i in push_up)
     assert "quality_raw" in upstream_closure(next(i for i in transform if "fct_orders" in i))
+    assert any("int_identity__resolved" in i for i in upstream_closure(snapshot))
+    assert any("customer_rfm" in i for i in upstream_closure(log))
+    # issue 33: CLV is fitted on the finished marts, before outreach reads it
+    assert {"dbt_unit_tests"} <= upstream_closure("customer_clv") and "customer_clv" in push_up
+    assert "customer_clv" in upstream_closure("outreach.plan_outreach")
     # every platform has a mapped extract task
     from crm_pipeline.platforms import PLATFORMS
 
@@ -100,3 +108,26 @@ def test_one_shop_failing_does_not_stop_the_others_but_fails_the_run(dagbag):
     assert all(t.trigger_rule == "all_success" for t in leaves), [(t.task_id, t.trigger_rule) for t in leaves]
     intraday = dagbag.dags["crm_intraday"].get_task("intraday_transactional")
     assert intraday.trigger_rule == "all_done_min_one_success"
+
+
+def test_switching_the_nightly_dag_on_does_not_run_the_night_that_has_passed(dagbag):
+    """No surprise run: unpaused at 15:00, the first scheduled run is the coming 02:30; once it has run,
+    Airflow's own rule applies (a scheduler down at 02:30 still runs that night when it is back)."""
+    import importlib.util
+
+    import pendulum
+    from airflow.timetables.base import DataInterval, TimeRestriction
+
+    timetable = dagbag.dags["crm_nightly"].timetable
+    # the scheduler can only deserialize it if a plugin in the plugins folder registers it
+    spec = importlib.util.spec_from_file_location("crm_timetables", ROOT / "plugins" / "crm_timetables.py")
+    plugin = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(plugin)
+    assert type(timetable) in plugin.CrmTimetablesPlugin.timetables
+    restriction = TimeRestriction(pendulum.datetime(2024, 6, 1, tz="Asia/Shanghai"), None, False)
+    now = pendulum.now("UTC")
+    first = timetable.next_dagrun_info(last_automated_data_interval=None, restriction=restriction)
+    assert first.run_after > now and first.run_after - now <= pendulum.duration(days=1)
+    last = DataInterval(first.data_interval.start.subtract(days=3), first.data_interval.start.subtract(days=2))
+    later = timetable.next_dagrun_info(last_automated_data_interval=last, restriction=restriction)
+    assert later.run_after <= now, "after a missed night, the latest one runs at once (catchup off)"

@@ -13,7 +13,7 @@ from datetime import date
 
 import pytest
 from conftest import MODEL_AS_OF
-from helpers import fault, gateway_messages, reset, rows, table_digest
+from helpers import fault, gateway_messages, reset, rows, shops_read_at, table_digest
 
 pytestmark = pytest.mark.integration
 DAY = date(2026, 11, 18)
@@ -104,6 +104,7 @@ def _push(url, stale_after=None):
     from crm_pipeline.settings import get_settings
 
     cfg = get_settings().config_dir
+    shops_read_at(url, now())  # as the intraday run does before it pushes
     old = push_mod.STALE_SENDING
     push_mod.STALE_SENDING = stale_after if stale_after is not None else timedelta(minutes=10)
     try:
@@ -132,6 +133,7 @@ def test_kill_mid_push_never_sends_twice(planned_copy, sandbox):
 
     url = planned_copy
     total = rows(url, "select count(*) from outreach.message_ledger where send_after <= '2026-11-21T10:30:00+08:00'")[0][0]
+    shops_read_at(url, "2026-11-21T10:30:00+08:00")  # as the intraday run does before it pushes
     # the gateway accepts the 2nd SMS batch, then hangs: the pusher is killed waiting for the answer
     fault(sandbox, target="aliyun", kind="accept_then_timeout", times=1, after=1, params={"delay": 30})
     proc = spawn("from datetime import date; from crm_pipeline.pipeline import push_messages; "

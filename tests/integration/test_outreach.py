@@ -8,7 +8,7 @@ from collections import Counter
 
 import pytest
 from conftest import MODEL_AS_OF
-from helpers import fault, gateway_messages, reset, rows, table_digest
+from helpers import fault, gateway_messages, reset, rows, shops_read_at, table_digest
 
 pytestmark = pytest.mark.integration
 NOW = "2026-11-21T10:30:00+08:00"  # the morning after the business day, outside quiet hours
@@ -96,7 +96,7 @@ def test_opted_out_customers_are_never_planned(planned, modeled, clone_database)
         assert ("opted_out",) in why
 
 
-def _push(url, gateway_timeout: float = 10.0):
+def _push(url, gateway_timeout: float = 10.0, shops_read: bool = True):
     import psycopg
     from crm_pipeline.clock import now
     from crm_pipeline.outreach.gateways import build_gateways, load_gateway_config
@@ -108,8 +108,41 @@ def _push(url, gateway_timeout: float = 10.0):
     gw = load_gateway_config(cfg_dir / "gateways.yml")
     for channel in gw["channels"].values():
         channel["timeout"] = gateway_timeout
+    if shops_read:  # as the intraday run does before it pushes
+        shops_read_at(url, now())
     with psycopg.connect(url) as conn:
         return push(conn, build_gateways(gw), load_policy(cfg_dir / "policy.yml"), now())
+
+
+def test_a_reminder_waits_for_its_shop_to_be_read_again(planned, clone_database, sandbox):
+    """The nightly closes the day at midnight; at 10:30 its facts are hours old, and a buyer may
+    have paid since. A payment reminder or shipment notice goes out only once the shop was
+    read within fresh_orders_minutes (the intraday run does, then pushes); marketing does not wait.
+    A spreadsheet shop (an offline store) is read from its files once a night: nothing fresher
+    can come, so its orders' messages are not held."""
+    from crm_pipeline import pipeline
+
+    url = clone_database(planned[0], "push_stale")
+    reset(sandbox, messages=True)
+    shipped = rows(url, """
+        update marts.fct_orders set shipped_at = %s, status = 'shipped', carrier = '顺丰速运', tracking_no = 'SF2'
+        where order_key = (select o.order_key from marts.fct_orders o join marts.dim_customers c using (customer_id)
+                           where o.is_paid and o.order_key like 'intake:%%' and c.phone_e164 is not null
+                           order by o.order_key limit 1)
+        returning order_key""", f"{MODEL_AS_OF.isoformat()}T20:00:00+08:00")
+    assert shipped, "the fixture has a paid offline-store order of a customer with a phone"
+    pipeline.plan_outreach(MODEL_AS_OF, url, only=("shipment_notice",))
+    due = "status = 'pending' and message_type in ('payment_reminder', 'shipment_notice') and send_after <= %s"
+    api = due + " and order_key not like 'intake:%%'"
+    waiting = rows(url, f"select count(*) from outreach.message_ledger where {api}", NOW)[0][0]
+    offline = rows(url, f"select count(*) from outreach.message_ledger where {due}", NOW)[0][0] - waiting
+    assert waiting > 0 and offline > 0
+    stats = _push(url, shops_read=False)
+    assert stats.held_stale_orders == waiting and stats.accepted > 0
+    assert rows(url, f"select count(*) from outreach.message_ledger where {due}", NOW)[0][0] == waiting
+    stats = _push(url)  # the shops were just read
+    assert stats.held_stale_orders == 0
+    assert rows(url, f"select count(*) from outreach.message_ledger where {due}", NOW)[0][0] == 0
 
 
 def _assert_exactly_once(url, sandbox):
@@ -152,10 +185,10 @@ def test_crash_after_claim_resends_only_what_the_gateway_never_got(planned, clon
     """A push killed between claiming rows and the HTTP call leaves rows in 'sending'."""
     url = clone_database(planned[0], "crash")
     reset(sandbox, messages=True)
-    claimed = rows(url, "update outreach.message_ledger set status = 'sending', attempts = 1,"
-                        " updated_at = now() - interval '1 hour' where idempotency_key in"
+    claimed = rows(url, "update outreach.message_ledger set status = 'sending', attempts = 1, claim_token = 'gone',"
+                        " claimed_at = %s::timestamptz - interval '1 hour' where idempotency_key in"
                         " (select idempotency_key from outreach.message_ledger order by 1 limit 5)"
-                        " returning idempotency_key")
+                        " returning idempotency_key", NOW)
     assert len(claimed) == 5
     stats = _push(url)
     assert stats.reconciled_resend == 5
@@ -223,7 +256,8 @@ def test_an_opt_out_after_planning_stops_the_pending_message(planned, clone_data
 
 
 def test_call_list_and_outcome_import(planned, clone_database, tmp_path):
-    """R7/R8: per-agent sheets; a filled sheet feeds outcomes and opt-outs; a bad sheet applies nothing."""
+    """R7/R8: per-agent sheets; a filled sheet feeds outcomes and opt-outs; a bad sheet applies nothing;
+    a rerun keeps the issued list and its files; an older version's sheet is refused after a reissue."""
     from crm_pipeline import pipeline
     from crm_pipeline.outreach.calls import OutcomeSheetError, import_outcomes
     from crm_pipeline.warehouse import connect
@@ -231,7 +265,7 @@ def test_call_list_and_outcome_import(planned, clone_database, tmp_path):
 
     url = clone_database(planned[0], "calls")
     facts = pipeline.call_list(MODEL_AS_OF, url)
-    assert facts["entries"] > 0 and facts["entries"] <= facts["capacity"]
+    assert facts["entries"] > 0 and facts["entries"] <= facts["capacity"] and facts["issued_now"]
     agent_files = [p for k, p in facts["paths"].items() if k not in ("combined", "csv")]
     assert agent_files
     from pathlib import Path
@@ -239,18 +273,19 @@ def test_call_list_and_outcome_import(planned, clone_database, tmp_path):
     path = Path(agent_files[0])
     wb = load_workbook(path)
     ws = wb.worksheets[0]
-    headers = [str(c.value or "") for c in ws[2]]
-    col = {h.split(" ")[-1]: i + 1 for i, h in enumerate(headers)}
+    col = {str(c.value): c.column for c in ws[2] if c.value}
     assert ws.freeze_panes.endswith("3"), "title and header rows stay visible"
-    ws.cell(3, col["reached"], "是")
-    ws.cell(3, col["resolved"], "否")
-    ws.cell(3, col["birthday"], "1990-05-17")
-    ws.cell(3, col["opt_out"], "是")
+    # the order number is the one the platform shows, not our composite key
+    assert ":" not in str(ws.cell(3, col["订单号（平台后台可搜）"]).value or "")
+    ws.cell(3, col["接通情况"], "已接通")
+    ws.cell(3, col["问题是否解决"], "未解决")
+    ws.cell(3, col["生日"], "1990-05-17")
+    ws.cell(3, col["拒绝再联系"], "是")
     good = tmp_path / "filled.xlsx"
     wb.save(good)
-    customer = ws.cell(3, col["customer_id"]).value
+    customer = ws.cell(3, col["客户ID"]).value
 
-    ws.cell(4, col["reached"], "也许")  # not yes/no: the whole sheet is rejected
+    ws.cell(4, col["接通情况"], "也许")  # not in the dropdown: the whole sheet is rejected
     bad = tmp_path / "bad.xlsx"
     wb.save(bad)
     with connect(url) as conn:
@@ -264,6 +299,21 @@ def test_call_list_and_outcome_import(planned, clone_database, tmp_path):
                 customer) == [("1990-05-17", False)]
     assert rows(url, "select channel, source from outreach.optouts where customer_id = %s", customer) == [
         ("all", "call_outcome")]
+    # a rerun of the day keeps the issued list (the opt-out recorded since does not change it) and its files
+    before = {k: Path(p).read_bytes() for k, p in facts["paths"].items()}
+    again = pipeline.call_list(MODEL_AS_OF, url)
+    assert not again["issued_now"] and again["entries"] == facts["entries"]
+    assert {k: Path(p).read_bytes() for k, p in again["paths"].items()} == before
+    from crm_pipeline.quality.runner import run_checkpoint
+
+    assert run_checkpoint("outbound", url=url, as_of=MODEL_AS_OF, record=False).success
+    # a reissue is a new version beside the first; the first version's sheets are then refused
+    reissued = pipeline.call_list(MODEL_AS_OF, url, reissue=True)
+    assert reissued["version"] == 2 and all(".v2." in p for p in reissued["paths"].values())
+    assert {k: Path(p).read_bytes() for k, p in facts["paths"].items()} == before
+    with connect(url) as conn:
+        with pytest.raises(OutcomeSheetError, match="version 2 replaced it"):
+            import_outcomes(conn, good)
 
 
 def test_rerun_after_push_does_not_redecide_the_loser(warehouse):
@@ -450,11 +500,13 @@ def test_a_shop_that_cannot_be_read_is_named_and_the_night_ends_failed(planned, 
         from crm_pipeline.reporting.report import write_report
 
         report = write_report(MODEL_AS_OF, url, tmp_path).read_text(encoding="utf-8")
-        banner = report.split("<h2 class='bad'>Partial night", 1)[1].split("</section>", 1)[0]
+        banner = report.split("<h2 class='bad'>部分店铺没有读到当天结束", 1)[1].split("</section>", 1)[0]
         assert "jd/jd_pop: read up to 2026-11-20 00:00 CST" in banner and "broken.csv" in banner
-        assert all(f"{escape(kind)} {n}" in banner for kind, n in held.items()) and held
-        assert "<tr><td>jd_pop</td><td>jd</td><td>2026-11-20 00:00 CST</td><td>NO</td></tr>" in report
-        assert "<tr><td>tmall_flagship</td><td>taobao</td><td>2026-11-21 00:00 CST</td><td>yes</td></tr>" in report
+        assert all(f"<span title='{escape(kind)}'>" in banner and f"</span> {n}" in banner for kind, n in held.items())
+        assert held
+        assert "<tr><td>jd_pop</td><td title='jd'>京东</td><td>2026-11-20 00:00 CST</td><td>否</td></tr>" in report
+        assert ("<tr><td>tmall_flagship</td><td title='taobao'>淘宝/天猫</td><td>2026-11-21 00:00 CST</td><td>是</td>"
+                "</tr>") in report
         with pytest.raises(StaleShopsError) as err:
             pipeline.finish_night(MODEL_AS_OF, url)
         assert "jd/jd_pop: read up to 2026-11-20 00:00 CST" in str(err.value) and "broken.csv" in str(err.value)
@@ -473,3 +525,22 @@ def test_a_shop_that_cannot_be_read_is_named_and_the_night_ends_failed(planned, 
     pipeline.extract_shop("jd_pop", MODEL_AS_OF, url=url)
     assert pipeline.check_extraction(MODEL_AS_OF, url)["stale"] == []
     assert pipeline.finish_night(MODEL_AS_OF, url) == {"stale": 0}
+
+
+def test_order_numbers_as_each_platform_shows_them(modeled):
+    """The call sheet's order number: Shopify's #name, a sheet's own number or none; every
+    platform's expression runs (a CASE named after its branch once made `order_id`
+    ambiguous and the night's call list failed whenever an intake order was on it)."""
+    from crm_pipeline.outreach.calls import order_numbers
+    from crm_pipeline.warehouse import connect
+
+    keys = [r[0] for r in rows(modeled, "select distinct on (platform) order_key from marts.fct_orders"
+                                        " order by platform, order_key")]
+    assert {k.split(":")[0] for k in keys} >= {"intake", "shopify", "taobao", "woocommerce"}
+    with connect(modeled) as conn:
+        numbers = order_numbers(conn, keys)
+    assert set(numbers) == set(keys)
+    shopify = next(k for k in keys if k.startswith("shopify:"))
+    assert numbers[shopify].startswith("#")
+    taobao = next(k for k in keys if k.startswith("taobao:"))
+    assert numbers[taobao] == taobao.split(":", 2)[2]

@@ -6,7 +6,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
-from crm_pipeline.extract.intake import IntakeError, parse_date, parse_mapping, read_intake
+from crm_pipeline.extract.intake import IntakeError, MappingError, parse_date, parse_mapping, read_intake
 
 TZ = ZoneInfo("Asia/Shanghai")
 
@@ -22,9 +22,28 @@ def test_dates_in_every_documented_shape():
     for value in ("2026-11-20", "20261120", "2026/11/20", 46346, "46346", "2026年11月20日"):
         assert parse_date(value, TZ).date() == expected.date(), value
     assert parse_date("2026-11-20 14:05", TZ).hour == 14
-    for bad in ("2026-02-30", "", "12", 5):
+    for bad in ("2026-02-30", "", "12", 5, "97-02-30", 123456):
         with pytest.raises(ValueError):
             parse_date(bad, TZ)
+
+
+def test_old_dates_two_digit_years_and_excel_serials(monkeypatch):
+    """No calendar floor (a 1990s ledger imports); a two-digit year takes the century that
+    does not put the date in the future, by the pipeline clock, at any moment."""
+    from datetime import UTC, timedelta
+
+    from crm_pipeline.clock import now
+
+    for value in ("1997-01-01", "19970101", "1997/1/1", "97/01/01", "97-1-1", "97.1.1", 35431, "35431"):
+        assert parse_date(value, TZ).date() == datetime(1997, 1, 1).date(), value
+    for moment in (now(), datetime(2026, 11, 21, 2, tzinfo=UTC), datetime(2099, 12, 31, 15, tzinfo=UTC)):
+        monkeypatch.setenv("CRM_NOW", moment.isoformat())
+        today = moment.astimezone(TZ).date()
+        yy = today.year % 100
+        assert parse_date(f"{yy:02d}-{today.month}-{today.day}", TZ).date() == today
+        ahead = today + timedelta(days=1)
+        assert parse_date(f"{ahead.year % 100:02d}/{ahead.month}/{ahead.day}", TZ).year == ahead.year - 100
+        assert parse_date(f"{(yy - 1) % 100:02d}/06/01", TZ).year == today.year - 1
 
 
 def test_chinese_headers_gbk_csv_and_stable_ids(tmp_path):
@@ -49,7 +68,7 @@ def test_english_headers_and_explicit_mapping(tmp_path):
     path = write_csv(tmp_path / "o.csv", rows)
     record = next(read_intake(path, "s", parse_mapping(["customer name=name", "wx=buyer_id"])))
     assert record["order_id"] == "A-1" and record["name"] == "Ann" and record["buyer_id"] == "wx_ann"
-    with pytest.raises(IntakeError):
+    with pytest.raises(MappingError):
         parse_mapping(["x=not_a_field"])
 
 
@@ -164,3 +183,92 @@ def test_quarantine_reasons_group_by_kind_without_the_typed_values(tmp_path):
     assert reason_kind("impossible date in created_at: 'not a date'") == "impossible date in created_at"
     assert reason_kind("o.xlsx sheet '12月' row 3: unknown status 'haunted'") == "unknown status"
     assert reason_kind("decrypt failed for 13912345678") == "decrypt failed for 139******78"  # redacted
+
+
+# -- hostile and oversized files: refused before they are unpacked, rows streamed ---------
+def test_a_zip_bomb_is_refused_before_it_is_opened(tmp_path, monkeypatch):
+    import openpyxl
+    from hostile import zip_bomb
+
+    def never(*a, **k):
+        raise AssertionError("the workbook was opened")
+
+    monkeypatch.setattr(openpyxl, "load_workbook", never)
+    with pytest.raises(IntakeError, match=r"would unpack to 150 MB, over the 100 MB limit.*refused without unpacking"):
+        list(read_intake(zip_bomb(tmp_path / "bomb.xlsx"), "s"))
+    # under the size limit, the compression ratio alone gives it away
+    with pytest.raises(IntakeError, match=r"part xl/worksheets/sheet1.xml unpacks .* times its packed size"):
+        list(read_intake(zip_bomb(tmp_path / "small_bomb.xlsx", unpacked_mb=5), "s"))
+
+
+def test_the_size_limit_is_a_setting(tmp_path, monkeypatch):
+    from crm_pipeline.settings import reload_settings
+    from openpyxl import Workbook
+
+    wb = Workbook()
+    wb.active.append(["姓名", "手机", "金额", "日期", "商品"])
+    for i in range(2500):
+        wb.active.append([f"客户{i}", f"138{i:08d}", i, "2026-11-01", f"{i:06d}" * 80])  # ~1.3 MB unpacked
+    wb.save(tmp_path / "big.xlsx")
+    write_csv(tmp_path / "big.csv", [["姓名", "手机", "金额", "日期"]] + [["张三", "13812345678", "1", "2026-11-01"]] * 40000)
+    monkeypatch.setenv("CRM_INTAKE_MAX_MB", "1")
+    reload_settings()
+    try:
+        with pytest.raises(IntakeError, match="over the 1 MB limit"):
+            list(read_intake(tmp_path / "big.xlsx", "s"))
+        with pytest.raises(IntakeError, match="over the 1 MB limit"):
+            list(read_intake(tmp_path / "big.csv", "s"))
+    finally:
+        monkeypatch.delenv("CRM_INTAKE_MAX_MB")
+        reload_settings()
+    assert sum(1 for _ in read_intake(tmp_path / "big.xlsx", "s")) == 2500
+
+
+def test_files_that_only_pretend_to_be_spreadsheets(tmp_path):
+    from hostile import not_a_zip, zip_without_workbook
+
+    with pytest.raises(IntakeError, match="not an .xlsx workbook"):
+        list(read_intake(not_a_zip(tmp_path / "old.xlsx"), "s"))
+    with pytest.raises(IntakeError, match="not an Excel workbook"):
+        list(read_intake(zip_without_workbook(tmp_path / "z.xlsx"), "s"))
+    (tmp_path / "empty.csv").write_bytes(b"")
+    with pytest.raises(IntakeError, match="empty"):
+        list(read_intake(tmp_path / "empty.csv", "s"))
+    (tmp_path / "wide.csv").write_text("姓名,手机,金额\n张三," + "1" * 200_000 + ",1\n", encoding="utf-8")
+    with pytest.raises(IntakeError, match="wide.csv line 2: not a readable CSV line"):
+        list(read_intake(tmp_path / "wide.csv", "s"))
+
+
+def test_rows_are_streamed_with_bounded_memory(tmp_path):
+    """Reading a file does not hold it: memory stays flat as the file grows."""
+    import tracemalloc
+
+    rows = [["姓名", "手机", "金额", "日期"]] + [["张三", f"138{i:08d}", "12.5", "2026-11-01"] for i in range(10000)]
+    path = write_csv(tmp_path / "long.csv", rows)
+
+    def peak_while_reading(path, limit):
+        tracemalloc.start()
+        try:
+            n = sum(1 for _ in zip(range(limit), read_intake(path, "s"), strict=False))
+            return n, tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+
+    n_small, small = peak_while_reading(path, 500)
+    n_all, whole = peak_while_reading(path, 10**9)
+    assert (n_small, n_all) == (500, 10000)
+    # holding the rows of this 0.5 MB file as lists took 9 MB here; streamed, the peak stays near the first page's
+    assert whole < small + 1_500_000, (small, whole)
+
+
+def test_common_chinese_headers_and_a_missing_field_named(tmp_path):
+    rows = [["客户姓名", "客户电话", "订单金额", "下单日期", "商品名称"],
+            ["张三", "13812345678", "99", "2026/11/01", "面膜"]]
+    (record,) = read_intake(write_csv(tmp_path / "o.csv", rows), "s")
+    assert (record["name"], record["phone"], record["amount"], record["product"]) == ("张三", "13812345678", "99",
+                                                                                       "面膜")
+    rows = [["备注"], ["客户姓名", "客户电话", "下单日期"], ["张三", "13812345678", "2026/11/01"]]
+    with pytest.raises(IntakeError) as info:
+        list(read_intake(write_csv(tmp_path / "n.csv", rows), "s"))
+    message = str(info.value)
+    assert "names amount (e.g. 金额" in message and "row 2: ['客户姓名', '客户电话', '下单日期']" in message

@@ -148,3 +148,17 @@ def test_every_candidate_gets_exactly_one_decision_with_a_reason_when_not_sent(s
     for d in decisions:
         assert d.sent or d.rule in {"opted_out", "no_contact", "quiet_hours", "expired", "lower_priority",
                                     "frequency_cap"}
+
+
+def test_a_typo_in_triggers_yml_is_an_error_that_names_it(tmp_path):
+    from crm_pipeline.outreach.triggers import DEFAULTS, load_trigger_config
+
+    shipped = load_trigger_config()  # the file in config/ parses and names only known settings
+    assert set(shipped) == set(DEFAULTS)
+    bad = tmp_path / "triggers.yml"
+    bad.write_text("care:\n  send_hours: 15\n", encoding="utf-8")
+    with pytest.raises(ValueError, match=r"care: unknown setting\(s\) \['send_hours'\]"):
+        load_trigger_config(bad)
+    bad.write_text("birthdays:\n  enabled: false\n", encoding="utf-8")
+    with pytest.raises(ValueError, match="unknown section 'birthdays'"):
+        load_trigger_config(bad)

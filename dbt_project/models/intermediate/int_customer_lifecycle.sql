@@ -1,22 +1,17 @@
-{{ config(indexes=[{'columns': ['customer_id'], 'unique': true}], **customer_incremental_config()) }}
+{{ config(indexes=[{'columns': ['customer_id'], 'unique': true}]) }}
 -- Each customer's current lifecycle stage (R17) and the thresholds that decide
 -- the next transition (R10/R12): everything marts.customer_lifecycle shows except
 -- what only counts days to the run's business day, which the mart (a view) adds.
--- Customer-scoped incremental (D21): the stage and the last paid order change only
--- for the customers int_customer_increments lists (it lists the at-risk and churn
--- crossings when the day moves), so a night rewrites those, not all (D46).
-
-{%- set rebuilt = customer_increment_filter() %}
 
 with current_stage as (
     select * from {{ ref('customer_lifecycle_history') }}
-    where is_current and {{ rebuilt }}
+    where is_current
 ),
 
 last_paid as (
-    -- the last paid order is the one with no next (no sort of every paid order)
+    -- the last paid order is the one with no next
     select * from {{ ref('int_customer_paid_orders') }}
-    where next_paid_at is null and {{ rebuilt }}
+    where next_paid_at is null
 ),
 
 final as (
@@ -30,13 +25,11 @@ final as (
         p.paid_at as last_paid_at,
         p.paid_date as last_paid_date,
         coalesce(p.has_own_cycle, false) as has_own_cycle,
-        round(p.median_gap_days::numeric, 1) as own_cycle_days,
-        round(p.at_risk_after_days::numeric, 1) as at_risk_after_days,
-        round(p.churn_after_days::numeric, 1) as churn_after_days,
-        case when p.paid_at is not null then ((p.paid_at + p.at_risk_after_days * interval '1 day')
-             at time zone '{{ var("default_timezone") }}')::date end as at_risk_on,
-        case when p.paid_at is not null then ((p.paid_at + p.churn_after_days * interval '1 day')
-             at time zone '{{ var("default_timezone") }}')::date end as churned_on
+        round(cast(p.median_gap_days as numeric(18, 6)), 1) as own_cycle_days,
+        round(cast(p.at_risk_after_days as numeric(18, 6)), 1) as at_risk_after_days,
+        round(cast(p.churn_after_days as numeric(18, 6)), 1) as churn_after_days,
+        {{ local_date(add_days('p.paid_at', 'p.at_risk_after_days'), "'" ~ var('default_timezone') ~ "'") }} as at_risk_on,
+        {{ local_date(add_days('p.paid_at', 'p.churn_after_days'), "'" ~ var('default_timezone') ~ "'") }} as churned_on
     from current_stage as c
     left join last_paid as p on p.customer_id = c.customer_id
 )

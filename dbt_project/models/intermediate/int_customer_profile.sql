@@ -1,50 +1,47 @@
-{{ config(indexes=[{'columns': ['customer_id'], 'unique': true}], **customer_incremental_config()) }}
+{{ config(indexes=[{'columns': ['customer_id'], 'unique': true}]) }}
 -- One row per customer: what dim_customers takes from the customer's own orders
 -- as of the run's day (golden-record contact fields, R4; lifetime metrics,
--- repurchase cycle, categories). Customer-scoped incremental (D21, D23): a night
--- rebuilds the customers int_customer_increments lists; dim_customers adds the
--- call-outcome enrichment and the columns that move with the day itself.
+-- repurchase cycle, categories). dim_customers adds the call-outcome enrichment
+-- and the columns that move with the day itself.
 
 {% set trust = var('contact_source_trust') %}
-{%- set rebuilt = customer_increment_filter() %}
-{%- set whole = customer_increment_plan().full %}
 
 with orders as (
     select
         o.*,
         case o.platform {% for p, rank in trust.items() %} when '{{ p }}' then {{ rank }}{% endfor %} else 9 end as trust_rank
     from {{ ref('int_customer_orders') }} as o
-    where {{ rebuilt }}
 ),
 
 picks as (
-    -- per field, the first non-empty value by trust, then recency (one pass;
-    -- six `distinct on` sorts of every order cost four times as much)
+    -- per field, the first non-empty value by trust, then recency (one pass)
     select
         customer_id,
         {%- for field, expr in [('name', 'coalesce(receiver_name, buyer_platform_id)'), ('phone_e164', 'phone_e164'),
                                 ('email', 'email'), ('province', 'province'), ('city', 'city'), ('address', 'address')] %}
-        (array_agg({{ expr }} order by trust_rank, created_at desc, order_key)
-            filter (where nullif({{ expr }}, '') is not null))[1] as {{ field }},
+        {{ first_in_group(expr, ['trust_rank', 'created_at desc', 'order_key']) }} as {{ field }},
         {%- endfor %}
         min(created_at) as first_order_at,
-        min(paid_at) filter (where is_paid_as_of) as first_paid_at,
-        max(paid_at) filter (where is_paid_as_of) as last_paid_at,
+        min(case when is_paid_as_of then paid_at end) as first_paid_at,
+        max(case when is_paid_as_of then paid_at end) as last_paid_at,
         count(*) as total_orders,
-        count(*) filter (where is_paid_as_of) as paid_orders,
-        count(*) filter (where is_refunded_as_of) as refunded_orders,
-        coalesce(sum(amount_cny) filter (where is_paid_as_of), 0) as net_revenue_cny,
-        array_agg(distinct platform order by platform) as platforms_used,
-        array_agg(distinct shop_id order by shop_id) as shops_used,
-        -- the category lists of the orders paid as of the day (a refunded order bought
-        -- nothing), split in `final`: in this pass, not a second aggregate to join (D48)
-        array_agg(category_list) filter (where is_paid_as_of and nullif(category_list, '') is not null)
-            as category_lists
+        count(case when is_paid_as_of then 1 end) as paid_orders,
+        count(case when is_refunded_as_of then 1 end) as refunded_orders,
+        coalesce(sum(case when is_paid_as_of then amount_cny end), 0) as net_revenue_cny,
+        {{ sorted_distinct_array('platform') }} as platforms_used,
+        {{ sorted_distinct_array('shop_id') }} as shops_used
     from orders
     group by customer_id
 ),
 
-{%- if whole %}
+categories as (
+    -- the categories of the orders paid as of the day (a refunded order bought nothing)
+    select o.customer_id, {{ sorted_distinct_array('c') }} as categories_bought
+    from orders as o
+    {{ unnest_rows(text_to_array('o.category_list'), 'c') }}
+    where o.is_paid_as_of
+    group by o.customer_id
+),
 
 cycle as (
     -- the cycle known at the last paid order (the one with no next)
@@ -52,7 +49,6 @@ cycle as (
     from {{ ref('int_customer_paid_orders') }}
     where next_paid_at is null
 ),
-{%- endif %}
 
 final as (
     select
@@ -71,28 +67,13 @@ final as (
         p.refunded_orders,
         p.net_revenue_cny,
         case when p.paid_orders > 0 then round(p.net_revenue_cny / p.paid_orders, 2) end as aov_cny,
-        round(cy.median_gap_days::numeric, 1) as median_days_between_orders,
-        array(
-            select distinct c.category
-            from unnest(p.category_lists) as l(list)
-            cross join lateral unnest(string_to_array(l.list, chr(31))) as c(category)
-            order by c.category
-        ) as categories_bought,
+        round(cast(cy.median_gap_days as numeric(18, 6)), 1) as median_days_between_orders,
+        coalesce(c.categories_bought, {{ empty_text_array() }}) as categories_bought,
         p.platforms_used,
         p.shops_used
     from picks as p
-    {%- if whole %}
+    left join categories as c on c.customer_id = p.customer_id
     left join cycle as cy on cy.customer_id = p.customer_id
-    {%- else %}
-    -- a night's customers: one index probe each, whatever the plan. The planner guesses
-    -- 200 groups for `picks` however many customers the night holds; with a plain join
-    -- this statement took 34-59 s in 5M-order runs and 2.4 s alone (D48)
-    left join lateral (
-        select q.median_gap_days
-        from {{ ref('int_customer_paid_orders') }} as q
-        where q.customer_id = p.customer_id and q.next_paid_at is null
-    ) as cy on true
-    {%- endif %}
 )
 
 select * from final

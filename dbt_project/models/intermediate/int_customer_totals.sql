@@ -1,29 +1,25 @@
-{{ config(indexes=[{'columns': ['customer_id'], 'unique': true}], **customer_incremental_config()) }}
+{{ config(indexes=[{'columns': ['customer_id'], 'unique': true}]) }}
 -- Per customer, the totals the ranked marts rank as of the run's day: the last
--- paid day, paid orders and spend inside the RFM window (R16) and the tier
--- window (R20), and the points balance. customer_rfm, customer_tiers and
--- customer_tier_thresholds read these 200k rows instead of aggregating every
--- order each night (D37).
--- Customer-scoped incremental (D21): a night rebuilds the customers
--- int_customer_increments lists, which include those with a paid order entering
--- or leaving a window when the day moves.
-
-{%- set rebuilt = customer_increment_filter() %}
+-- paid day, paid orders and net spend over the whole history (RFM's frequency and
+-- monetary, R16, D105) and inside the RFM window (R16) and the tier window (R20),
+-- and the points balance. customer_rfm, customer_tiers and
+-- customer_tier_thresholds read one row per customer (D37).
 
 with orders as (
     select customer_id, is_paid_as_of, paid_date, amount_cny
     from {{ ref('int_customer_orders') }}
-    where {{ rebuilt }}
 ),
 
 totals as (
     select
         customer_id,
-        max(paid_date) filter (where is_paid_as_of) as last_paid_date,
+        max(case when is_paid_as_of then paid_date end) as last_paid_date,
+        count(case when is_paid_as_of then 1 end) as lifetime_orders,
+        coalesce(sum(case when is_paid_as_of then amount_cny end), 0) as lifetime_cny,
         {%- for name, days in [('rfm', var('rfm_window_days')), ('tier', var('tier_window_days'))] %}
-        count(*) filter (where is_paid_as_of and paid_date > {{ as_of_date() }} - {{ days }}) as {{ name }}_window_orders,
-        coalesce(sum(amount_cny) filter (where is_paid_as_of and paid_date > {{ as_of_date() }} - {{ days }}), 0)
-            as {{ name }}_window_cny{{ ',' if not loop.last }}
+        {%- set in_window = "is_paid_as_of and paid_date > " ~ dbt.dateadd('day', -1 * days, as_of_date()) %}
+        count(case when {{ in_window }} then 1 end) as {{ name }}_window_orders,
+        coalesce(sum(case when {{ in_window }} then amount_cny end), 0) as {{ name }}_window_cny{{ ',' if not loop.last }}
         {%- endfor %}
     from orders
     group by customer_id
@@ -32,7 +28,6 @@ totals as (
 points as (
     select customer_id, sum(points) as points_balance
     from {{ ref('points_ledger') }}
-    where {{ rebuilt }}
     group by customer_id
 ),
 
@@ -40,6 +35,8 @@ final as (
     select
         t.customer_id,
         t.last_paid_date,
+        t.lifetime_orders,
+        t.lifetime_cny,
         t.rfm_window_orders,
         t.rfm_window_cny,
         t.tier_window_orders,

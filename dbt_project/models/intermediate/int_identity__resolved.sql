@@ -5,8 +5,11 @@
 -- Only an identifier carried by two or more nodes can link anything: the walk
 -- over the graph starts from the nodes with a link, and every other node is its
 -- own component (most nodes: one account, its own phone and email).
+-- The walk (macros/cross_db.sql connected_components): PostgreSQL's recursive CTE;
+-- on Spark, rounds of smallest-label propagation (tests/identity_components_are_closed
+-- fails if a component needs more rounds than var identity_spark_rounds).
 
-with recursive nodes as (
+with {{ 'recursive' if target.type != 'spark' }} nodes as (
     select node_key, first_seen_at from {{ ref('int_identity__nodes') }}
 ),
 
@@ -57,19 +60,7 @@ linked as (
     select distinct a as node_key from undirected
 ),
 
-reach (node_key, label) as (
-    select node_key, node_key from linked
-    union
-    select u.b, r.label
-    from reach as r
-    inner join undirected as u on u.a = r.node_key
-),
-
-components as (
-    select node_key, min(label) as component
-    from reach
-    group by node_key
-),
+{{ connected_components('linked', 'undirected') }},
 
 ranked as (
     select

@@ -1,34 +1,22 @@
-{{ config(
-    materialized='incremental',
-    unique_key='order_key',
-    incremental_strategy='delete+insert',
-    on_schema_change='append_new_columns',
-    indexes=[{'columns': ['order_key']}, {'columns': ['modeled_at']}]
-) }}
-{{ depends_on_raw_orders() }}
--- Line items with product category and usage period (seed product_catalog).
--- Keyed by order: every line of a changed order is replaced, so a line the
--- platform dropped does not linger.
--- Incremental: the lines of the orders int_orders (re)wrote since this model last
--- ran (its modeled_at stamp, no lookback), read from the raw layer by key. int_orders
--- rewrites an order whenever its landed version changes (loaded_at is one of its
--- columns), so the raw layer's lookback is paid once, there.
-
-{% set since = incremental_since('modeled_at', lookback=false) %}
+{{ config(indexes=[{'columns': ['order_key']}], **order_model_config('order_key')) }}
+-- Line items with product category and usage period (seed product_catalog), and what
+-- was refunded on each line (D100): every line of a refunded order in full; else the
+-- platform's refunds of the line where it reports them per line (Shopify
+-- refund_line_items, Taobao and Youzan sub-orders), else the order's refund spread
+-- over its lines in proportion to their amounts. Never more than the line.
+-- Incremental (delete+insert by order): every line of the orders landed since the
+-- newest this table holds, minus incremental_lookback_days, so a line the platform
+-- dropped does not linger.
 
 with items as (
-    {% if is_incremental() %}
-    {% for p in order_platforms() %}
-    {{ order_items_of_orders_modeled_since(p, since) }}
-    {% if not loop.last %}union all{% endif %}
-    {% endfor %}
-    {% else %}
     select * from {{ ref('int_order_items__unioned') }}
+    {% if is_incremental() %}
+    where {{ landed_since('loaded_at') }}
     {% endif %}
 ),
 
 orders as (
-    select order_key, loaded_at from {{ ref('int_orders') }}
+    select order_key, status, refund_cny from {{ ref('int_orders') }}
 ),
 
 catalog as (
@@ -37,6 +25,24 @@ catalog as (
 
 fx as (
     select currency, rate_to_cny from {{ ref('fx_rates') }}
+),
+
+lines as (
+    select
+        i.*,
+        round(i.line_amount * coalesce(fx.rate_to_cny, 1), 2) as amount_cny,
+        round(i.refund_amount * coalesce(fx.rate_to_cny, 1), 2) as reported_refund_cny
+    from items as i
+    left join fx on fx.currency = i.currency
+),
+
+per_order as (
+    -- whether the platform reported refunds per line for the order, and its lines' total
+    select
+        *,
+        max(case when reported_refund_cny is not null then 1 else 0 end) over (partition by order_key) as has_line_refunds,
+        sum(amount_cny) over (partition by order_key) as order_lines_cny
+    from lines
 ),
 
 final as (
@@ -51,14 +57,15 @@ final as (
         i.unit_price,
         i.line_amount,
         i.currency,
-        round(i.line_amount * coalesce(fx.rate_to_cny, 1), 2) as line_amount_cny,
-        o.loaded_at,
+        i.amount_cny as line_amount_cny,
+        {{ line_refund_cny() }} as line_refund_cny,
+        i.amount_cny - {{ line_refund_cny() }} as net_line_amount_cny,
+        i.loaded_at,
         {{ modeled_at() }} as modeled_at
-    from items as i
+    from per_order as i
     inner join orders as o on o.order_key = i.order_key
     left join catalog as c_sku on c_sku.sku = i.sku
     left join catalog as c_title on i.sku is null and c_title.title = i.title
-    left join fx on fx.currency = i.currency
 )
 
 select * from final

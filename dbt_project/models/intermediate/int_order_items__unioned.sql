@@ -1,5 +1,5 @@
 {{ config(materialized='view') }}
--- Line items of all platforms (view).
+-- Line items of all platforms' current orders.
 
 with unioned as (
     {% for p in order_platforms() %}

@@ -1,25 +1,17 @@
-{{ config(
-    materialized='incremental',
-    unique_key=['order_key', 'status'],
-    incremental_strategy='delete+insert',
-    indexes=[{'columns': ['order_key']}]
-) }}
-{{ depends_on_raw_orders(versions=true) }}
+{{ config(indexes=[{"columns": ["order_key"]}], **order_model_config("order_key")) }}
 -- When each order was first and last seen in each status (from every landed
 -- version). Gives milestone times a platform does not send (JD shipping time).
--- Incremental: every version of each order that got a new one since the last
--- load (minus the lookback), read by key from the raw layer (macros/incremental.sql).
-
-{% set since = incremental_since('last_loaded_at') %}
+-- Incremental (delete+insert by order): every version of each order that got a new
+-- one since the newest this table has seen, minus incremental_lookback_days (a
+-- landing that committed late), recounted from all its versions.
 
 with versions as (
+    select * from {{ ref('int_order_versions__unioned') }}
     {% if is_incremental() %}
-    {% for p in order_platforms() %}
-    select order_key, status, source_updated_at, loaded_at from ({{ order_versions_changed_since(p, since) }}) as {{ p }}_changed
-    {% if not loop.last %}union all{% endif %}
-    {% endfor %}
-    {% else %}
-    select order_key, status, source_updated_at, loaded_at from {{ ref('int_order_versions__unioned') }}
+    where (platform, shop_id, order_id) in (
+        select platform, shop_id, order_id from {{ ref('int_order_versions__unioned') }}
+        where {{ landed_since('loaded_at', 'last_loaded_at') }}
+    )
     {% endif %}
 ),
 

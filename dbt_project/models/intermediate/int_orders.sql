@@ -1,40 +1,31 @@
 {{ config(
-    materialized='incremental',
-    unique_key='order_key',
-    incremental_strategy='delete+insert',
-    on_schema_change='append_new_columns',
     indexes=[{'columns': ['order_key'], 'unique': true}, {'columns': ['node_key']}, {'columns': ['loaded_at']},
-             {'columns': ['modeled_at']}]
+             {'columns': ['modeled_at']}],
+    **order_model_config('order_key')
 ) }}
 -- Typed, unified orders (one row per order, latest version), with amounts in
--- the base currency, the shop's local order date, milestones filled from the
--- status history, and the identity node each order belongs to.
--- Incremental: the orders landed since the last run, minus the lookback (a
--- landing that committed late), of which only the rows that differ from what the
--- table holds are rewritten, stamped modeled_at = this run. The models after it
--- (identity nodes, fct_orders, line items) pick up by that stamp, with no lookback: they
--- redo the orders that changed, not three days of unchanged ones.
-
-{#- a table built before modeled_at existed is rewritten whole, once, with the stamp -#}
-{%- set stamped = execute and is_incremental()
-                  and this_has_column('modeled_at') %}
+-- the base currency (gross, refunded, net: D100), the shop's local order date, milestones filled from the
+-- status history, the identity node each order belongs to, and the normalized
+-- name and address identity matching compares (computed once per order here).
+-- Incremental (delete+insert by order): the orders landed since the newest this
+-- table holds, minus incremental_lookback_days (a landing that committed late).
 
 with orders as (
     select * from {{ ref('int_orders__unioned') }}
-    {% if stamped %}
-    where loaded_at > {{ incremental_since('loaded_at') }}
+    {% if is_incremental() %}
+    where {{ landed_since('loaded_at') }}
     {% endif %}
 ),
 
 history as (
     select
         order_key,
-        min(first_observed_at) filter (where status = 'paid') as first_paid_seen_at,
-        min(first_observed_at) filter (where status = 'shipped') as first_shipped_seen_at,
-        min(first_observed_at) filter (where status = 'completed') as first_completed_seen_at,
-        min(first_observed_at) filter (where status = 'refunded') as first_refunded_seen_at
+        min(case when status = 'paid' then first_observed_at end) as first_paid_seen_at,
+        min(case when status = 'shipped' then first_observed_at end) as first_shipped_seen_at,
+        min(case when status = 'completed' then first_observed_at end) as first_completed_seen_at,
+        min(case when status = 'refunded' then first_observed_at end) as first_refunded_seen_at
     from {{ ref('int_order_status_history') }}
-    {% if stamped %}
+    {% if is_incremental() %}
     where order_key in (select order_key from orders)
     {% endif %}
     group by order_key
@@ -44,63 +35,75 @@ fx as (
     select currency, rate_to_cny from {{ ref('fx_rates') }}
 ),
 
-final as (
+joined as (
     select
-        o.order_key,
-        o.platform,
-        o.shop_id,
-        o.order_id,
-        o.platform || ':' || o.shop_id || ':' || coalesce(o.buyer_platform_id, 'order:' || o.order_id) as node_key,
-        o.buyer_platform_id,
-        o.buyer_nick,
-        o.receiver_name,
-        o.phone_e164,
-        o.phones,
-        o.masked_phone,
-        o.email,
-        o.province,
-        o.city,
-        o.district,
-        o.address,
-        o.status,
-        o.platform_status,
-        o.status in ('paid', 'shipped', 'completed') as is_paid,
-        o.currency,
-        o.order_amount,
-        round(o.order_amount * coalesce(fx.rate_to_cny, 1), 2) as amount_cny,
-        case when o.status = 'refunded' then round(o.order_amount * coalesce(fx.rate_to_cny, 1), 2) else 0 end as refund_cny,
-        o.discount_amount,
-        o.shipping_amount,
+        o.*,
+        coalesce(fx.rate_to_cny, 1) as rate_to_cny,
         {{ shop_tz('o.shop_id') }} as shop_timezone,
-        o.created_at,
-        (o.created_at at time zone {{ shop_tz('o.shop_id') }})::date as order_date,
-        coalesce(o.paid_at, h.first_paid_seen_at) as paid_at,
-        (coalesce(o.paid_at, h.first_paid_seen_at) at time zone {{ shop_tz('o.shop_id') }})::date as paid_date,
-        coalesce(o.shipped_at, h.first_shipped_seen_at) as shipped_at,
-        coalesce(o.completed_at, h.first_completed_seen_at) as completed_at,
-        o.closed_at,
-        coalesce(o.refunded_at, h.first_refunded_seen_at) as refunded_at,
-        o.carrier,
-        o.tracking_no,
-        o.is_flash_sale,
-        o.accepts_marketing,
-        o.source_updated_at,
-        o.loaded_at,
-        {{ modeled_at() }} as modeled_at
+        coalesce(o.paid_at, h.first_paid_seen_at) as paid_at_or_seen,
+        h.first_shipped_seen_at,
+        h.first_completed_seen_at,
+        h.first_refunded_seen_at
     from orders as o
     left join history as h on h.order_key = o.order_key
     left join fx on fx.currency = o.currency
     where o.created_at is not null
+),
+
+final as (
+    select
+        order_key,
+        platform,
+        shop_id,
+        order_id,
+        platform || ':' || shop_id || ':' || coalesce(buyer_platform_id, 'order:' || order_id) as node_key,
+        buyer_platform_id,
+        buyer_nick,
+        receiver_name,
+        phone_e164,
+        phones,
+        masked_phone,
+        email,
+        province,
+        city,
+        district,
+        address,
+        -- identity matching (R3): who holds an identifier, and the weak name+address key
+        {{ norm_text('coalesce(receiver_name, buyer_nick)') }} as holder,
+        {{ norm_text('receiver_name') }} as name_norm,
+        {{ norm_text('address') }} as address_norm,
+        status,
+        platform_status,
+        status in ('paid', 'shipped', 'completed') as is_paid,
+        currency,
+        order_amount,
+        round(order_amount * rate_to_cny, 2) as amount_cny,
+        -- what was given back (D100): the whole amount of a refunded order, else the
+        -- platform's refunds of a paid order (partial), never more than the order
+        {{ order_refund_cny('status', 'order_amount', 'refund_amount', 'rate_to_cny') }} as refund_cny,
+        round(order_amount * rate_to_cny, 2)
+            - {{ order_refund_cny('status', 'order_amount', 'refund_amount', 'rate_to_cny') }} as net_amount_cny,
+        discount_amount,
+        shipping_amount,
+        shop_timezone,
+        created_at,
+        {{ local_date('created_at', 'shop_timezone') }} as order_date,
+        paid_at_or_seen as paid_at,
+        {{ local_date('paid_at_or_seen', 'shop_timezone') }} as paid_date,
+        coalesce(shipped_at, first_shipped_seen_at) as shipped_at,
+        coalesce(completed_at, first_completed_seen_at) as completed_at,
+        closed_at,
+        -- the latest refund, whole or partial (D100); none when nothing was given back
+        case when status = 'refunded' or {{ order_refund_cny('status', 'order_amount', 'refund_amount', 'rate_to_cny') }} > 0
+             then coalesce(refunded_at, first_refunded_seen_at) end as refunded_at,
+        carrier,
+        tracking_no,
+        is_flash_sale,
+        accepts_marketing,
+        source_updated_at,
+        loaded_at,
+        {{ modeled_at() }} as modeled_at
+    from joined
 )
 
 select * from final
-{%- if stamped %}
-{%- set compared = adapter.get_columns_in_relation(this) | map(attribute='name')
-                   | reject('equalto', 'modeled_at') | list %}
-where not exists (
-    select 1 from {{ this }} as t
-    where t.order_key = final.order_key
-      and row({% for c in compared %}t.{{ c }}{{ ', ' if not loop.last }}{% endfor %})
-          is not distinct from row({% for c in compared %}final.{{ c }}{{ ', ' if not loop.last }}{% endfor %})
-)
-{%- endif %}

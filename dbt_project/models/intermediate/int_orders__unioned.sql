@@ -1,5 +1,5 @@
 {{ config(materialized='view') }}
--- All platforms' current orders in one vocabulary (view: filtered by the incremental models above it).
+-- All platforms' current orders in one vocabulary.
 
 with unioned as (
     {% for p in order_platforms() %}

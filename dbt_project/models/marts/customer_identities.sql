@@ -1,24 +1,10 @@
-{{ config(
-    materialized='incremental',
-    incremental_strategy='append',
-    on_schema_change='append_new_columns',
-    indexes=[{'columns': ['node_key']}, {'columns': ['customer_id']}],
-    pre_hook=["{{ customer_identities_affected() }}", "{{ customer_identities_delete_affected() }}"]
-) }}
+{{ config(indexes=[{'columns': ['node_key']}, {'columns': ['customer_id']}]) }}
 -- The evidence behind every customer (R3): each platform account or order node,
 -- each identifier it carried, the first order it came from, and whether that
 -- identifier linked customers or was blocked (junk, over_cap, split_rule).
--- Incremental, keyed by node: the pre-hooks list the nodes whose rows may have
--- changed (macros/incremental.sql: rebuilt by the node models, moved to another
--- customer or gone, or holding an identifier whose status changed) and delete
--- their rows; the select writes those nodes again. 800k rows are no longer
--- rewritten for a night's few thousand orders.
 
 with resolved as (
     select * from {{ ref('int_identity__resolved') }}
-    {% if is_incremental() %}
-    where node_key in (select node_key from customer_identities__affected)
-    {% endif %}
 ),
 
 nodes as (

@@ -1,4 +1,4 @@
-{{ config(indexes=[{'columns': ['customer_id']}], **customer_incremental_config()) }}
+{{ config(indexes=[{'columns': ['customer_id']}]) }}
 -- Lifecycle stage history (R17) as intervals [valid_from, valid_to): the stage
 -- on any day is the row covering it. Stages:
 --   prospect   ordered but never kept a purchase (unpaid, closed, or refunded)
@@ -10,13 +10,10 @@
 --   churned    no purchase for churn_after_days
 -- Thresholds follow the customer's own repurchase cycle once it has one
 -- (multipliers of the median gap so far), else the shop default (R10: 100 days).
--- Customer-scoped incremental (D21): see macros/customer_increments.sql.
-
-{%- set rebuilt = customer_increment_filter() %}
+-- Rebuilt each run from the orders, so rerunning any day gives the same history.
 
 with paid as (
     select * from {{ ref('int_customer_paid_orders') }}
-    where {{ rebuilt }}
 ),
 
 prev as (
@@ -31,10 +28,9 @@ first_orders as (
     -- orders; beside the first kept purchase (the paid sequence's n = 1), in one pass
     select
         customer_id,
-        min(created_at) filter (where not is_paid_as_of) as first_order_at,
-        min(paid_at) filter (where is_paid_as_of) as first_paid_at
+        min(case when not is_paid_as_of then created_at end) as first_order_at,
+        min(case when is_paid_as_of then paid_at end) as first_paid_at
     from {{ ref('int_customer_orders') }}
-    where {{ rebuilt }}
     group by customer_id
 ),
 
@@ -55,14 +51,14 @@ events as (
 
     union all
     -- silence: at risk, then churned, unless the next purchase comes first
-    select customer_id, paid_at + at_risk_after_days * interval '1 day', 'at_risk', n, 2
+    select customer_id, {{ add_days('paid_at', 'at_risk_after_days') }}, 'at_risk', n, 2
     from paid
-    where paid_at + at_risk_after_days * interval '1 day' < coalesce(next_paid_at, 'infinity'::timestamptz)
+    where next_paid_at is null or {{ add_days('paid_at', 'at_risk_after_days') }} < next_paid_at
 
     union all
-    select customer_id, paid_at + churn_after_days * interval '1 day', 'churned', n, 3
+    select customer_id, {{ add_days('paid_at', 'churn_after_days') }}, 'churned', n, 3
     from paid
-    where paid_at + churn_after_days * interval '1 day' < coalesce(next_paid_at, 'infinity'::timestamptz)
+    where next_paid_at is null or {{ add_days('paid_at', 'churn_after_days') }} < next_paid_at
 
     union all
     -- ordered before paying (or never paid)
@@ -88,15 +84,15 @@ sequenced as (
 
 final as (
     select
-        {{ surrogate_key(['customer_id', 'valid_from', 'stage']) }} as lifecycle_key,
+        {{ surrogate_key(['customer_id', timestamp_text('valid_from'), 'stage']) }} as lifecycle_key,
         customer_id,
         stage,
         previous_stage,
         coalesce(previous_stage, 'none') || '->' || stage as transition,
         valid_from,
         valid_to,
-        (valid_from at time zone '{{ var("default_timezone") }}')::date as valid_from_date,
-        (valid_to at time zone '{{ var("default_timezone") }}')::date as valid_to_date,
+        {{ local_date('valid_from', "'" ~ var('default_timezone') ~ "'") }} as valid_from_date,
+        {{ local_date('valid_to', "'" ~ var('default_timezone') ~ "'") }} as valid_to_date,
         valid_to is null as is_current,
         paid_orders_so_far
     from sequenced

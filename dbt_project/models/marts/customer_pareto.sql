@@ -25,7 +25,7 @@ final as (
         {{ as_of_date() }} as as_of_date,
         net_revenue_cny,
         revenue_rank,
-        round(revenue_rank::numeric / customers, 6) as cum_customer_share,
+        round(cast(revenue_rank as numeric(18, 6)) / customers, 6) as cum_customer_share,
         round(cum_revenue_cny / nullif(total_revenue_cny, 0), 6) as cum_revenue_share,
         revenue_rank <= ceil(customers * 0.2) as is_top_20pct
     from ranked

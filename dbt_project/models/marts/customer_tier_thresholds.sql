@@ -6,8 +6,7 @@
 {% set mult = var('tier_multipliers') %}
 
 with spend as (
-    -- customers with a paid order in the window (per-customer totals kept by
-    -- int_customer_totals, D37)
+    -- customers with a paid order in the window (per-customer totals, D37)
     select customer_id, tier_window_cny as spend_cny
     from {{ ref('int_customer_totals') }}
     where tier_window_orders > 0
@@ -23,7 +22,7 @@ tiers as (
         '{{ tier }}' as tier,
         {{ loop.index }} as tier_rank,
         {% if fixed.get(tier) is not none %}
-        cast({{ fixed[tier] }} as numeric) as threshold_cny,
+        cast({{ fixed[tier] }} as numeric(18, 2)) as threshold_cny,
         'fixed' as method,
         {% else %}
         greatest({{ var('tier_round_to') }},
@@ -38,7 +37,7 @@ tiers as (
 ),
 
 final as (
-    select 'member' as tier, 0 as tier_rank, cast(0 as numeric) as threshold_cny, 'base' as method,
+    select 'member' as tier, 0 as tier_rank, cast(0 as numeric(18, 2)) as threshold_cny, 'base' as method,
            (select round(avg_spend_cny, 2) from avg_spend) as avg_spend_cny,
            (select spending_customers from avg_spend) as spending_customers,
            {{ as_of_date() }} as as_of_date

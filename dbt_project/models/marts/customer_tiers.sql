@@ -3,8 +3,7 @@
 -- the next one, and their points balance.
 
 with spend as (
-    -- the tier window's spend and the points balance, per customer, kept by
-    -- int_customer_totals (customer-scoped incremental, D37)
+    -- the tier window's spend and the points balance, per customer (int_customer_totals)
     select customer_id, tier_window_cny as spend_cny, points_balance
     from {{ ref('int_customer_totals') }}
 ),
@@ -13,12 +12,17 @@ thresholds as (
     select * from {{ ref('customer_tier_thresholds') }}
 ),
 
-tiered as (
-    select distinct on (s.customer_id)
-        s.customer_id, s.spend_cny, s.points_balance, t.tier, t.tier_rank, t.threshold_cny
+reached as (
+    -- every tier whose threshold the customer's spend reaches; the highest wins
+    select
+        s.customer_id, s.spend_cny, s.points_balance, t.tier, t.tier_rank, t.threshold_cny,
+        row_number() over (partition by s.customer_id order by t.tier_rank desc) as nth
     from spend as s
     inner join thresholds as t on s.spend_cny >= t.threshold_cny
-    order by s.customer_id, t.tier_rank desc
+),
+
+tiered as (
+    select * from reached where nth = 1
 ),
 
 final as (

@@ -1,31 +1,21 @@
 {{ config(
-    materialized='incremental',
-    unique_key='order_key',
-    incremental_strategy='delete+insert',
-    indexes=[{'columns': ['order_key']}, {'columns': ['customer_id']}, {'columns': ['modeled_at']}],
-    on_schema_change='append_new_columns',
-    pre_hook=["{{ customer_increment_scope() }}", "{{ fct_order_items_changed() }}"],
-    post_hook=["{{ customer_increment_record() }}"]
+    indexes=[{'columns': ['order_key']}, {'columns': ['customer_id']}],
+    **order_model_config('order_key')
 ) }}
--- depends_on: {{ ref('int_orders') }} (the pre-hook finds the orders of moved nodes by its node_key index)
 -- One row per order line, with product category, usage period and margin.
--- Incremental, keyed by order: the lines int_order_items (re)wrote since this
--- model last ran (its modeled_at stamp, no lookback), and of orders whose
--- customer changed in fct_orders: those of the identity nodes fct_orders applied
--- since (a merge or split; its identity record's stamp, D48). The pre-hook
--- (fct_order_items_changed) lists them.
+-- Incremental (delete+insert by order): the lines of the orders fct_orders rewrote
+-- since this table last ran (its modeled_at stamp): changed orders and orders that
+-- moved to another customer.
 
-{% if is_incremental() %}
-with items as (
-    -- the pre-hook's analyzed set of orders: a semi-join by the order_key index (D48)
-    select * from {{ ref('int_order_items') }}
-    where order_key in (select order_key from fct_order_items__changed)
-),
-{% else %}
 with items as (
     select * from {{ ref('int_order_items') }}
+    {% if is_incremental() %}
+    where order_key in (
+        select order_key from {{ ref('fct_orders') }}
+        where modeled_at > (select max(modeled_at) from {{ this }})
+    )
+    {% endif %}
 ),
-{% endif %}
 
 orders as (
     select order_key, customer_id, platform, shop_id, order_date, paid_at, is_paid, status
@@ -57,6 +47,8 @@ final as (
         i.line_amount,
         i.currency,
         i.line_amount_cny,
+        i.line_refund_cny,
+        i.net_line_amount_cny,
         round(c.unit_cost * i.quantity, 2) as line_cost_cny,
         round(i.line_amount_cny - c.unit_cost * i.quantity, 2) as line_margin_cny,
         i.loaded_at,

@@ -1,33 +1,36 @@
 {{ config(
-    materialized='incremental',
-    unique_key='order_key',
-    incremental_strategy='delete+insert',
-    on_schema_change='append_new_columns',
     indexes=[{'columns': ['order_key'], 'unique': true}, {'columns': ['customer_id']}, {'columns': ['order_date']},
-             {'columns': ['loaded_at']}, {'columns': ['modeled_at']}],
-    pre_hook=["{{ fct_orders_changed_before() }}"],
-    post_hook=["{{ fct_orders_identity_record() }}", "{{ fct_orders_changes_record() }}"]
+             {'columns': ['node_key']}, {'columns': ['modeled_at']}],
+    **order_model_config('order_key')
 ) }}
 -- One row per order from every platform and shop, in one vocabulary, with its customer.
--- Incremental: the orders int_orders rewrote since this model last ran and every
--- order whose identity node now belongs to another customer (a merge or split):
--- the nodes whose customer differs from the one this table's rows carry, kept per
--- node beside it (fct_orders_identity_applied, D46), so a night compares 200k nodes,
--- not every order. The pre-hook lists those orders; the post-hook logs them
--- (fct_orders_changes) for int_customer_increments, in the same transaction.
--- cost_cny and categories sum up the order's lines (fct_order_items' catalog
--- cost and category) so per-customer and per-month models need not join the
--- lines back (D23).
+-- Incremental (delete+insert by order): the orders int_orders rewrote since this table
+-- last ran (its modeled_at stamp), and every order whose identity node now belongs to
+-- another customer than the one its row carries (a merge or split; one comparison of
+-- this table's nodes with int_identity__resolved).
+-- cost_cny and categories sum up the order's lines (catalog cost and category) so
+-- per-customer and per-month models need not join the lines back (D23).
 
 with identity as (
     select node_key, customer_id from {{ ref('int_identity__resolved') }}
 ),
 
+{% if is_incremental() %}
+changed as (
+    select order_key from {{ ref('int_orders') }}
+    where modeled_at > (select max(modeled_at) from {{ this }})
+    union
+    select f.order_key
+    from {{ this }} as f
+    inner join identity as i on i.node_key = f.node_key
+    where i.customer_id <> f.customer_id
+),
+{% endif %}
+
 orders as (
     select * from {{ ref('int_orders') }}
     {% if is_incremental() %}
-    -- the pre-hook analyzed the night's orders: a semi-join by the order_key index (D48)
-    where order_key in (select order_key from fct_orders__changed)
+    where order_key in (select order_key from changed)
     {% endif %}
 ),
 
@@ -36,11 +39,11 @@ lines as (
     select
         i.order_key,
         coalesce(sum(round(c.unit_cost * i.quantity, 2)), 0) as cost_cny,
-        array_agg(distinct i.category order by i.category) as categories
+        {{ sorted_distinct_array('i.category') }} as categories
     from {{ ref('int_order_items') }} as i
     left join {{ ref('product_catalog') }} as c on c.sku = i.sku
     {% if is_incremental() %}
-    where i.order_key in (select order_key from fct_orders__changed)
+    where i.order_key in (select order_key from changed)
     {% endif %}
     group by i.order_key
 ),
@@ -68,8 +71,9 @@ final as (
         o.order_amount,
         o.amount_cny,
         o.refund_cny,
+        o.net_amount_cny,
         coalesce(l.cost_cny, 0) as cost_cny,
-        coalesce(l.categories, array[]::text[]) as categories,
+        coalesce(l.categories, {{ empty_text_array() }}) as categories,
         o.discount_amount,
         o.shipping_amount,
         o.shop_timezone,
@@ -87,7 +91,7 @@ final as (
         o.accepts_marketing,
         o.source_updated_at,
         o.loaded_at,
-        o.modeled_at
+        {{ modeled_at() }} as modeled_at
     from orders as o
     inner join identity as i on i.node_key = o.node_key
     left join lines as l on l.order_key = o.order_key

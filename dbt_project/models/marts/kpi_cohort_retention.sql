@@ -11,9 +11,7 @@ with by_month as (
         cohort_month,
         first_platform,
         first_shop_id,
-        -- date_part (float8), not extract (numeric since PostgreSQL 14): 0.75 s -> 0.3 s per 1M rows
-        ((date_part('year', paid_date) - date_part('year', cohort_month)) * 12
-         + date_part('month', paid_date) - date_part('month', cohort_month))::int as months_since_first,
+        {{ months_between_dates('cohort_month', 'paid_date') }} as months_since_first,
         count(*) filter (where is_month_first) as active_customers,
         count(*) as paid_orders,
         sum(amount_cny) as revenue_cny
@@ -24,13 +22,9 @@ with by_month as (
 grid as (
     -- every cohort x every month from its first to the run's month
     select c.cohort_month, c.first_platform, c.first_shop_id, c.active_customers as cohort_customers,
-           m.months_since_first
+           m as months_since_first
     from by_month as c
-    cross join lateral generate_series(
-        0,
-        ((date_part('year', {{ as_of_date() }}) - date_part('year', c.cohort_month)) * 12
-         + date_part('month', {{ as_of_date() }}) - date_part('month', c.cohort_month))::int
-    ) as m (months_since_first)
+    {{ integer_rows(months_between_dates('c.cohort_month', as_of_date()), 'm') }}
     where c.months_since_first = 0
 ),
 
@@ -40,10 +34,10 @@ final as (
         g.first_platform,
         g.first_shop_id,
         g.months_since_first,
-        (g.cohort_month + make_interval(months => g.months_since_first))::date as activity_month,
+        cast({{ dbt.dateadd('month', 'g.months_since_first', 'g.cohort_month') }} as date) as activity_month,
         g.cohort_customers,
         coalesce(b.active_customers, 0) as active_customers,
-        round(coalesce(b.active_customers, 0)::numeric / g.cohort_customers, 4) as retention_rate,
+        round(cast(coalesce(b.active_customers, 0) as numeric(18, 6)) / g.cohort_customers, 4) as retention_rate,
         coalesce(b.paid_orders, 0) as paid_orders,
         coalesce(b.revenue_cny, 0) as revenue_cny,
         round(sum(coalesce(b.revenue_cny, 0)) over (

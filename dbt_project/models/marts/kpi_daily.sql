@@ -1,43 +1,51 @@
 -- Shop health by day (R19), from the first order to the run's business day.
--- Revenue is net of refunds (as of the run's day); new = first paid order ever.
-
--- Each CTE reads its table directly: a CTE referenced several times is
--- materialized, which cost more than scanning the table again.
+-- Revenue is net of refunds (as of the run's day, partial ones too: D100); new = first
+-- paid order ever. Refunds count on the day of the order's latest refund: orders
+-- refunded in full, and all money given back (whole and partial refunds).
 
 with created as (
     select order_date as kpi_date, count(*) as orders_created
-    from {{ ref('int_customer_orders') }} group by order_date
+    from {{ ref('int_customer_orders') }}
+    group by order_date
 ),
 
 days as (
     -- from the first order (every order has a created day) to the run's day
-    select generate_series(min(kpi_date), {{ as_of_date() }}, interval '1 day')::date as kpi_date
-    from created
-    having min(kpi_date) is not null
+    {{ day_rows('(select min(kpi_date) from created)', as_of_date(), 'kpi_date') }}
 ),
 
 paid as (
     -- one scan of the paid sequence: distinct customers are its flagged rows (D23)
-    select paid_date as kpi_date, count(*) as orders_paid, sum(amount_cny) as revenue_cny,
-           count(*) filter (where is_day_first) as buying_customers,
-           count(*) filter (where n = 1) as new_customers,
-           count(*) filter (where is_day_first_repeat) as returning_customers
-    from {{ ref('int_customer_paid_orders') }} group by paid_date
+    select
+        paid_date as kpi_date,
+        count(*) as orders_paid,
+        sum(amount_cny) as revenue_cny,
+        count(case when is_day_first then 1 end) as buying_customers,
+        count(case when n = 1 then 1 end) as new_customers,
+        count(case when is_day_first_repeat then 1 end) as returning_customers
+    from {{ ref('int_customer_paid_orders') }}
+    group by paid_date
 ),
 
 refunds as (
-    select (refunded_at at time zone '{{ var("default_timezone") }}')::date as kpi_date, count(*) as orders_refunded,
-           sum(amount_cny) as refunded_cny
-    from {{ ref('int_customer_orders') }} where is_refunded_as_of group by 1
+    select
+        {{ local_date('refunded_at', "'" ~ var('default_timezone') ~ "'") }} as kpi_date,
+        count(case when is_refunded_as_of then 1 end) as orders_refunded,
+        sum(refund_cny_as_of) as refunded_cny
+    from {{ ref('int_customer_orders') }}
+    where refund_cny_as_of > 0
+    group by {{ local_date('refunded_at', "'" ~ var('default_timezone') ~ "'") }}
 ),
 
 lifecycle_moves as (
     -- stage entries per day, already counted by lifecycle_daily
-    select kpi_date,
-           sum(entered) filter (where stage = 'churned')::bigint as customers_churned,
-           sum(entered) filter (where stage = 'win_back')::bigint as customers_won_back,
-           sum(entered) filter (where stage = 'at_risk')::bigint as customers_at_risk_entered
-    from {{ ref('lifecycle_daily') }} group by kpi_date
+    select
+        kpi_date,
+        cast(sum(case when stage = 'churned' then entered end) as bigint) as customers_churned,
+        cast(sum(case when stage = 'win_back' then entered end) as bigint) as customers_won_back,
+        cast(sum(case when stage = 'at_risk' then entered end) as bigint) as customers_at_risk_entered
+    from {{ ref('lifecycle_daily') }}
+    group by kpi_date
 ),
 
 final as (

@@ -7,7 +7,7 @@ with orders as (
     -- one scan of the paid sequence: a customer counts once per month and shop, on
     -- the order flagged is_month_shop_first (D23)
     select
-        date_trunc('month', paid_date::timestamp)::date as month,
+        cast({{ dbt.date_trunc('month', 'paid_date') }} as date) as month,
         platform,
         shop_id,
         count(*) as paid_orders,
@@ -15,7 +15,7 @@ with orders as (
         sum(amount_cny) as revenue_cny,
         sum(cost_cny) as cost_cny
     from {{ ref('int_customer_paid_orders') }}
-    group by 1, 2, 3
+    group by cast({{ dbt.date_trunc('month', 'paid_date') }} as date), platform, shop_id
 ),
 
 final as (

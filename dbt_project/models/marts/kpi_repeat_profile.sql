@@ -7,8 +7,9 @@ with customers as (
 ),
 
 categories as (
-    select c.customer_id, c.paid_orders, unnest(c.categories_bought) as category
+    select c.customer_id, c.paid_orders, category
     from customers as c
+    {{ unnest_rows('c.categories_bought', 'category') }}
 ),
 
 dims as (
@@ -30,10 +31,10 @@ final as (
         dimension,
         value,
         count(*) as customers,
-        count(*) filter (where paid_orders >= 2) as repeat_buyers,
-        round(count(*) filter (where paid_orders >= 2)::numeric / nullif(count(*), 0), 4) as repeat_rate,
-        round(count(*) filter (where paid_orders >= 2)::numeric
-              / nullif(sum(count(*) filter (where paid_orders >= 2)) over (partition by dimension), 0), 4)
+        count(case when paid_orders >= 2 then 1 end) as repeat_buyers,
+        round(cast(count(case when paid_orders >= 2 then 1 end) as numeric(18, 6)) / nullif(count(*), 0), 4) as repeat_rate,
+        round(cast(count(case when paid_orders >= 2 then 1 end) as numeric(18, 6))
+              / nullif(sum(count(case when paid_orders >= 2 then 1 end)) over (partition by dimension), 0), 4)
             as share_of_repeat_buyers
     from dims
     group by dimension, value

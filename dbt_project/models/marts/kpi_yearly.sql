@@ -1,14 +1,15 @@
 -- Shop health by calendar year (R18, R19): customers, returning share, repeat
 -- purchase rate, new vs churned (growth only if new > churned), win-back rate,
 -- revenue. The current year runs to the run's business day.
-
--- Customers and orders come from one scan of the paid sequence, stage moves and
--- the stage on 1 January from lifecycle_daily (D23).
+-- Every count is of distinct customers and every rate a share of customers in
+-- [0, 1] (D108; definitions in _marts__docs.md "kpi_yearly"). Customers and orders
+-- come from one scan of the paid sequence (D23), churn and win-back from the
+-- lifecycle intervals that touch each year.
 
 with customers as (
     -- one scan of the paid sequence: a customer-year is its flagged first order (D23)
     select
-        extract(year from paid_date)::int as year,
+        cast(extract(year from paid_date) as int) as year,
         count(*) filter (where is_year_first) as customers,
         count(*) filter (where n = 1) as new_customers,
         count(*) filter (where is_year_first and n > 1) as returning_customers,
@@ -19,26 +20,40 @@ with customers as (
     group by 1
 ),
 
-churn as (
-    -- stage entries by year, from lifecycle_daily's per-day counts
-    select extract(year from kpi_date)::int as year,
-           coalesce(sum(entered) filter (where stage = 'churned'), 0)::bigint as churned_customers,
-           coalesce(sum(entered) filter (where stage = 'win_back'), 0)::bigint as won_back_customers
-    from {{ ref('lifecycle_daily') }}
-    group by 1
+years as (
+    select year, make_date(year, 1, 1) as year_start, make_date(year, 12, 31) as year_end
+    from customers
 ),
 
-at_start as (
-    -- customers in a buying stage or churned on 1 January (lifecycle_daily counts
-    -- the history intervals covering each day; no row before the first one: 0)
+customer_years as (
+    -- one row per customer and year their lifecycle touched (D108): whether they were in a
+    -- buying stage at some moment of the year, entered churned or win_back during it, or were
+    -- churned at some moment of it; every KPI below counts these rows, so a customer counts
+    -- once per year however often they moved
     select
-        c.year,
-        coalesce(sum(l.customers) filter (where l.stage = 'churned'), 0)::bigint as churned_at_start,
-        coalesce(sum(l.customers) filter (where l.stage in ('new', 'returning', 'loyal', 'win_back', 'at_risk')), 0)::bigint
-            as active_at_start
-    from customers as c
-    left join {{ ref('lifecycle_daily') }} as l on l.kpi_date = make_date(c.year, 1, 1)
-    group by c.year
+        y.year,
+        h.customer_id,
+        max(case when h.stage in ('new', 'returning', 'loyal', 'win_back', 'at_risk') then 1 else 0 end) as was_active,
+        max(case when h.stage = 'churned' and h.valid_from_date >= y.year_start then 1 else 0 end) as churned,
+        max(case when h.stage = 'churned' then 1 else 0 end) as was_churned,
+        max(case when h.stage = 'win_back' and h.valid_from_date >= y.year_start then 1 else 0 end) as won_back
+    from {{ ref('customer_lifecycle_history') }} as h
+    inner join years as y
+        on h.valid_from_date <= y.year_end
+        and (h.valid_to_date is null or h.valid_to_date >= y.year_start)
+    where h.stage <> 'prospect'
+    group by y.year, h.customer_id
+),
+
+moves as (
+    select
+        year,
+        sum(was_active) as churn_base_customers,
+        sum(churned) as churned_customers,
+        sum(was_churned) as win_back_base_customers,
+        sum(won_back) as won_back_customers
+    from customer_years
+    group by year
 ),
 
 final as (
@@ -47,22 +62,23 @@ final as (
         c.customers,
         c.new_customers,
         c.returning_customers,
-        round(c.returning_customers::numeric / nullif(c.customers, 0), 4) as returning_share,
+        round(cast(c.returning_customers as numeric(18, 6)) / nullif(c.customers, 0), 4) as returning_share,
         c.repeat_customers,
-        round(c.repeat_customers::numeric / nullif(c.customers, 0), 4) as repeat_purchase_rate,
-        coalesce(ch.churned_customers, 0) as churned_customers,
-        round(coalesce(ch.churned_customers, 0)::numeric / nullif(s.active_at_start + c.new_customers, 0), 4) as churn_rate,
-        round(c.new_customers::numeric / nullif(s.active_at_start + c.new_customers, 0), 4) as new_customer_rate,
-        c.new_customers - coalesce(ch.churned_customers, 0) as net_customer_growth,
-        coalesce(ch.won_back_customers, 0) as won_back_customers,
-        round(coalesce(ch.won_back_customers, 0)::numeric
-              / nullif(s.churned_at_start + coalesce(ch.churned_customers, 0), 0), 4) as win_back_rate,
+        round(cast(c.repeat_customers as numeric(18, 6)) / nullif(c.customers, 0), 4) as repeat_purchase_rate,
+        cast(coalesce(m.churn_base_customers, 0) as bigint) as churn_base_customers,
+        cast(coalesce(m.churned_customers, 0) as bigint) as churned_customers,
+        round(cast(coalesce(m.churned_customers, 0) as numeric(18, 6)) / nullif(m.churn_base_customers, 0), 4) as churn_rate,
+        round(cast(c.new_customers as numeric(18, 6)) / nullif(m.churn_base_customers, 0), 4) as new_customer_rate,
+        c.new_customers - cast(coalesce(m.churned_customers, 0) as bigint) as net_customer_growth,
+        cast(coalesce(m.win_back_base_customers, 0) as bigint) as win_back_base_customers,
+        cast(coalesce(m.won_back_customers, 0) as bigint) as won_back_customers,
+        round(cast(coalesce(m.won_back_customers, 0) as numeric(18, 6)) / nullif(m.win_back_base_customers, 0), 4)
+            as win_back_rate,
         c.paid_orders,
         c.revenue_cny,
         round(c.revenue_cny / nullif(c.paid_orders, 0), 2) as aov_cny
     from customers as c
-    left join churn as ch on ch.year = c.year
-    left join at_start as s on s.year = c.year
+    left join moves as m on m.year = c.year
 )
 
 select * from final

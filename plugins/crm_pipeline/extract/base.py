@@ -63,6 +63,8 @@ class ShopConfig:
     options: dict[str, Any] = field(default_factory=dict)
     overlap_hours: float = 24.0
     on_failure: str | None = None  # "stop" | "continue": overrides CRM_ON_SHOP_FAILURE for this shop (D45)
+    country: str = ""  # ISO 3166 code of where the shop's buyers are ("" = not said; consent law follows them)
+    consent_required: bool = False  # marketing needs the buyer's opt-in (GDPR, CAN-SPAM/TCPA, CASL)
 
     @property
     def tz(self) -> ZoneInfo:

@@ -3,28 +3,40 @@
 Reads .xlsx (every sheet whose first 10 rows hold an order header; other sheets
 are named in a warning) or .csv (UTF-8 or GBK). Headers are recognized in English
 or Chinese, below a title if need be; ``--map SOURCE=FIELD`` adds or overrides a
-mapping. Dates in ISO, YYYYMMDD, YYYY/MM/DD or Excel serial form.
+mapping. Dates in ISO, YYYYMMDD, YYYY/MM/DD, YY/MM/DD (year first, as written in
+China; the century is the one that does not put the date in the future) or Excel
+serial form. There is no calendar floor: a 1990s ledger imports (load/validate.py).
+
+A file is checked before it is opened: an .xlsx is a zip archive whose members
+declare their unpacked sizes, and one that would unpack to more than
+``CRM_INTAKE_MAX_MB`` in all, or whose parts compress more than ``MAX_RATIO`` to 1
+(a zip bomb; a sheet padded with millions of empty cells), is refused without
+being unpacked. Rows are then streamed (openpyxl read-only, csv line by line):
+memory stays bounded by a page of records, not by the file.
 
 A row without an order id gets a stable one from its content and its position
 among identical rows: importing the same file twice lands nothing new, and two
 identical lines in one file stay two orders.
 
 Each row becomes a record; a row that cannot be read keeps its raw cells and an
-``__error__`` naming file and row, and ends in quarantine.
+``__error__`` naming file and row, and ends in quarantine. A file that cannot be
+read as a whole raises IntakeError (exit code 4: nothing of it lands).
 """
 
 from __future__ import annotations
 
+import codecs
 import csv
 import hashlib
-import io
 import re
+import zipfile
 from collections.abc import Iterator
 from datetime import date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+from crm_pipeline.errors import BadInputFile, UsageError
 from crm_pipeline.pii import get_logger
 
 log = get_logger(__name__)
@@ -33,23 +45,33 @@ FIELDS = ("order_id", "buyer_id", "name", "phone", "email", "address", "province
           "quantity", "product", "status")
 
 HEADER_ALIASES: dict[str, str] = {}
-for field, aliases in {
-    "order_id": ("order_id", "order id", "order", "订单号", "订单编号", "单号"),
-    "buyer_id": ("buyer_id", "buyer id", "customer_id", "买家id", "买家ID", "会员id", "微信号"),
-    "name": ("name", "customer", "nickname", "姓名", "昵称", "客户", "收货人", "买家昵称"),
-    "phone": ("phone", "mobile", "tel", "手机", "手机号", "电话", "联系电话", "联系方式"),
-    "email": ("email", "e-mail", "mail", "邮箱", "电子邮箱"),
-    "address": ("address", "地址", "收货地址", "详细地址"),
-    "province": ("province", "state", "省", "省份"),
-    "city": ("city", "市", "城市"),
-    "amount": ("amount", "total", "price", "金额", "实付金额", "付款金额", "总价"),
-    "paid_at": ("paid_at", "date", "paid", "order_date", "付款时间", "日期", "下单时间", "成交时间"),
-    "quantity": ("quantity", "qty", "数量", "件数"),
-    "product": ("product", "item", "sku", "商品", "商品名称", "宝贝"),
-    "status": ("status", "状态", "订单状态"),
-}.items():
+FIELD_ALIASES: dict[str, tuple[str, ...]] = {
+    "order_id": ("order_id", "order id", "order", "order no", "订单号", "订单编号", "单号", "订单ID", "订单编码",
+                 "外部订单号", "原始单号"),
+    "buyer_id": ("buyer_id", "buyer id", "customer_id", "买家id", "买家ID", "会员id", "会员ID", "会员编号", "客户ID",
+                 "客户编号", "微信号", "微信"),
+    "name": ("name", "customer", "customer name", "nickname", "姓名", "昵称", "客户", "客户姓名", "客户名称", "顾客姓名",
+             "收货人", "收货人姓名", "收件人", "收件人姓名", "买家昵称", "买家姓名", "会员名", "会员姓名", "联系人"),
+    "phone": ("phone", "mobile", "tel", "telephone", "phone number", "手机", "手机号", "手机号码", "电话", "电话号码",
+              "联系电话", "联系方式", "联系手机", "客户电话", "客户手机", "顾客电话", "收货人手机", "收货人电话",
+              "收件人手机", "收件人电话", "买家手机"),
+    "email": ("email", "e-mail", "mail", "邮箱", "电子邮箱", "邮件", "电子邮件"),
+    "address": ("address", "地址", "收货地址", "详细地址", "收货人地址", "收件地址", "收件人地址"),
+    "province": ("province", "state", "省", "省份", "所在省份"),
+    "city": ("city", "市", "城市", "所在城市"),
+    "amount": ("amount", "total", "price", "order total", "金额", "实付金额", "付款金额", "总价", "订单金额", "实收金额",
+               "支付金额", "成交金额", "消费金额", "应付金额", "实付款", "金额(元)", "金额（元）"),
+    "paid_at": ("paid_at", "date", "paid", "order_date", "order date", "付款时间", "日期", "下单时间", "成交时间",
+                "付款日期", "支付时间", "订单日期", "下单日期", "购买日期", "成交日期", "创建时间"),
+    "quantity": ("quantity", "qty", "数量", "件数", "购买数量", "商品数量"),
+    "product": ("product", "item", "sku", "商品", "商品名称", "宝贝", "宝贝名称", "商品名", "产品", "产品名称", "品名"),
+    "status": ("status", "状态", "订单状态", "交易状态"),
+}
+for field, aliases in FIELD_ALIASES.items():
     for alias in aliases:
         HEADER_ALIASES[alias.strip().lower()] = field
+# what a header row must name: an amount, and someone to attach the order to
+REQUIRED = (("amount",), ("phone", "name", "buyer_id"))
 
 STATUS_ALIASES = {
     "paid": "paid", "已付款": "paid", "已支付": "paid", "付款": "paid",
@@ -62,10 +84,17 @@ STATUS_ALIASES = {
 }
 EXCEL_EPOCH = datetime(1899, 12, 30)
 HEADER_SEARCH_ROWS = 10
+MAX_RATIO = 100  # unpacked / packed, for parts over RATIO_FLOOR: real sheets compress 5-20 to 1
+RATIO_FLOOR = 1 << 20
+MAX_PARTS = 10_000
 
 
-class IntakeError(ValueError):
+class IntakeError(BadInputFile, ValueError):
     """The file as a whole cannot be read (not a per-row problem)."""
+
+
+class MappingError(UsageError, ValueError):
+    """A --map option that names no field."""
 
 
 def parse_mapping(items: list[str] | None) -> dict[str, str]:
@@ -74,7 +103,7 @@ def parse_mapping(items: list[str] | None) -> dict[str, str]:
     for item in items or []:
         source, sep, target = item.partition("=")
         if not sep or not source.strip() or target.strip() not in FIELDS:
-            raise IntakeError(f"--map {item!r}: expected SOURCE_COLUMN=FIELD with FIELD one of {', '.join(FIELDS)}")
+            raise MappingError(f"--map {item!r}: expected SOURCE_COLUMN=FIELD with FIELD one of {', '.join(FIELDS)}")
         mapping[source.strip().lower()] = target.strip()
     return mapping
 
@@ -95,55 +124,139 @@ def parse_date(value: object, tz: ZoneInfo) -> datetime:
     if re.fullmatch(r"\d{8}", text):
         return datetime.strptime(text, "%Y%m%d").replace(tzinfo=tz)
     normalized = text.replace("/", "-").replace(".", "-").replace("年", "-").replace("月", "-").replace("日", "")
-    match = re.fullmatch(r"(\d{4})-(\d{1,2})-(\d{1,2})(?:[ T](\d{1,2}):(\d{2})(?::(\d{2}))?)?", normalized.strip())
+    match = re.fullmatch(r"(\d{4}|\d{2})-(\d{1,2})-(\d{1,2})(?:[ T](\d{1,2}):(\d{2})(?::(\d{2}))?)?",
+                         normalized.strip())
     if match:
         y, m, d, hh, mm, ss = match.groups()
-        return datetime(int(y), int(m), int(d), int(hh or 0), int(mm or 0), int(ss or 0), tzinfo=tz)
+        year = int(y) if len(y) == 4 else _full_year(int(y), int(m), int(d), tz)
+        return datetime(year, int(m), int(d), int(hh or 0), int(mm or 0), int(ss or 0), tzinfo=tz)
     dt = datetime.fromisoformat(text)
     return dt if dt.tzinfo else dt.replace(tzinfo=tz)
 
 
+def _full_year(yy: int, month: int, day: int, tz: ZoneInfo) -> int:
+    """The century of a two-digit year: this one, unless that puts the date in the future.
+
+    "97/3/5" is 1997 and "24/3/5" 2024; a date that lies ahead this century is the last
+    one's (a sheet records orders that happened). Judged by the pipeline clock.
+    """
+    from crm_pipeline.clock import now
+
+    today = now().astimezone(tz).date()
+    year = today.year // 100 * 100 + yy
+    try:
+        return year if date(year, month, day) <= today else year - 100
+    except ValueError:  # 29 February of a year that has none: the other century decides
+        return year if year <= today.year else year - 100
+
+
 def _excel_serial(serial: float, tz: ZoneInfo) -> datetime:
-    if not 20000 <= serial <= 80000:  # 1954..2119: anything else is not a plausible order date
+    # five digits, 1927..2173: a number of another size in a date column is not a date;
+    # within it there is no floor (a future date is refused when the record is checked)
+    if not 10000 <= serial < 100000:
         raise ValueError(f"Excel serial {serial:g} out of range")
     return (EXCEL_EPOCH + timedelta(days=serial)).replace(tzinfo=tz)
 
 
-def _read_sheets(path: Path) -> list[tuple[str | None, list[tuple[int, list[object]]]]]:
-    """(sheet name, its non-empty rows with their row numbers) for every sheet that has any.
+def max_bytes() -> int:
+    from crm_pipeline.settings import get_settings
+
+    return get_settings().intake_max_mb * 1024 * 1024
+
+
+def check_archive(path: Path, limit: int | None = None) -> None:
+    """Refuse an .xlsx before unpacking it: not a zip, too big unpacked, or bomb-like compression.
+
+    The sizes checked are the ones the archive declares; Python's zipfile never unpacks
+    a part past its declared size (a part that lies fails its CRC check instead)."""
+    limit = max_bytes() if limit is None else limit
+    try:
+        with zipfile.ZipFile(path) as zf:
+            parts = zf.infolist()
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise IntakeError(f"{path.name}: not an .xlsx workbook (not a zip archive: {exc}); an old .xls or a renamed "
+                          "file? Save it as .xlsx or .csv and import again") from None
+    if not any(p.filename == "xl/workbook.xml" for p in parts):
+        raise IntakeError(f"{path.name}: a zip archive but not an Excel workbook (no xl/workbook.xml)")
+    if len(parts) > MAX_PARTS:
+        raise IntakeError(f"{path.name}: {len(parts)} parts in the archive (a workbook has a few dozen); refused")
+    total = sum(p.file_size for p in parts)
+    if total > limit:
+        raise IntakeError(f"{path.name}: would unpack to {total / 2**20:,.0f} MB, over the {limit / 2**20:,.0f} MB "
+                          "limit (CRM_INTAKE_MAX_MB); refused without unpacking. Split the file, or raise the limit "
+                          "if it really is that big")
+    for p in parts:
+        ratio = p.file_size / max(p.compress_size, 1)
+        if p.file_size > RATIO_FLOOR and ratio > MAX_RATIO:
+            raise IntakeError(f"{path.name}: part {p.filename} unpacks {ratio:,.0f} times its packed size (over "
+                              f"{MAX_RATIO}:1: a zip bomb, or a sheet padded with empty cells); refused without "
+                              "unpacking. Copy the data into a new workbook and import that")
+
+
+def _csv_encoding(path: Path) -> str:
+    """UTF-8 (with or without BOM) if the whole file decodes as such, else GBK (gb18030 decodes anything)."""
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    with path.open("rb") as fh:
+        try:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                decoder.decode(chunk)
+            decoder.decode(b"", final=True)
+        except UnicodeDecodeError:
+            return "gb18030"
+    return "utf-8-sig"
+
+
+def _nonempty(rows) -> Iterator[tuple[int, list[object]]]:
+    """(row number as Excel/WPS shows it, cells) of rows with any value."""
+    for n, row in enumerate(rows, start=1):
+        if any(c not in (None, "") for c in row):
+            yield n, list(row)
+
+
+def _read_sheets(path: Path) -> Iterator[tuple[str | None, int, Iterator[tuple[int, list[object]]]]]:
+    """(sheet name, number of sheets, its non-empty rows, streamed) for every sheet.
 
     A .csv is one unnamed sheet. Row numbers are the file's: an error names the row a
-    person sees in Excel/WPS.
-    """
+    person sees in Excel/WPS. Nothing is read before the file passed its size checks."""
     suffix = path.suffix.lower()
     if suffix in (".xlsx", ".xlsm"):
         import openpyxl
 
+        check_archive(path)
         try:
             wb = openpyxl.load_workbook(path, read_only=True, data_only=True)
         except Exception as exc:
             raise IntakeError(f"{path.name}: cannot open as .xlsx ({exc.__class__.__name__}: {exc})") from None
-        sheets = [(ws.title, [list(r) for r in ws.iter_rows(values_only=True)]) for ws in wb.worksheets]
-        wb.close()
+        try:
+            sheets = wb.worksheets
+            for ws in sheets:
+                yield ws.title, len(sheets), _xlsx_rows(path, ws)
+        finally:
+            wb.close()
     elif suffix in (".csv", ".txt"):
-        raw = path.read_bytes()
-        for encoding in ("utf-8-sig", "gb18030"):
-            try:
-                text = raw.decode(encoding)
-                break
-            except UnicodeDecodeError:
-                continue
-        else:  # pragma: no cover - gb18030 decodes any byte string
-            raise IntakeError(f"{path.name}: neither UTF-8 nor GBK")
-        sheets = [(None, [list(r) for r in csv.reader(io.StringIO(text))])]
+        size = path.stat().st_size
+        if size > max_bytes():
+            raise IntakeError(f"{path.name}: {size / 2**20:,.0f} MB, over the {max_bytes() / 2**20:,.0f} MB limit "
+                              "(CRM_INTAKE_MAX_MB); refused. Split the file, or raise the limit")
+        encoding = _csv_encoding(path)
+        with path.open(encoding=encoding, newline="") as fh:
+            yield None, 1, _csv_rows(path, csv.reader(fh))
     else:
         raise IntakeError(f"{path.name}: unsupported file type {suffix!r} (use .xlsx or .csv)")
-    numbered = [(name, [(n, r) for n, r in enumerate(rows, start=1) if any(c not in (None, "") for c in r)])
-                for name, rows in sheets]
-    numbered = [(name, rows) for name, rows in numbered if rows]
-    if not numbered:
-        raise IntakeError(f"{path.name}: the file has no header row")
-    return numbered
+
+
+def _xlsx_rows(path: Path, ws) -> Iterator[tuple[int, list[object]]]:
+    try:
+        yield from _nonempty(ws.iter_rows(values_only=True))
+    except (zipfile.BadZipFile, OSError, ValueError, KeyError) as exc:  # a part that lied about its size, bad XML
+        raise IntakeError(f"{path.name} sheet {ws.title!r}: cannot be read ({exc.__class__.__name__}: {exc})") from None
+
+
+def _csv_rows(path: Path, reader) -> Iterator[tuple[int, list[object]]]:
+    try:
+        yield from _nonempty(reader)
+    except csv.Error as exc:  # a NUL byte, a field over the csv module's size limit
+        raise IntakeError(f"{path.name} line {reader.line_num}: not a readable CSV line ({exc})") from None
 
 
 def _find_header(rows: list[tuple[int, list[object]]], mapping: dict[str, str]) -> tuple[int, dict[int, str]] | None:
@@ -153,9 +266,26 @@ def _find_header(rows: list[tuple[int, list[object]]], mapping: dict[str, str]) 
     """
     for at, (_, row) in enumerate(rows[:HEADER_SEARCH_ROWS]):
         columns = _columns(row, mapping)
-        if "amount" in columns.values() and {"phone", "name", "buyer_id"} & set(columns.values()):
+        if all(set(need) & set(columns.values()) for need in REQUIRED):
             return at, columns
     return None
+
+
+def _missing(rows: list[tuple[int, list[object]]], mapping: dict[str, str]) -> tuple[list[str], int, list[str]]:
+    """For the error: the needed fields the best candidate row lacks, its row number and its headers."""
+    best, best_n, best_row = {}, rows[0][0] if rows else 1, rows[0][1] if rows else []
+    for n, row in rows[:HEADER_SEARCH_ROWS]:
+        columns = _columns(row, mapping)
+        if len(columns) > len(best):
+            best, best_n, best_row = columns, n, row
+    found = set(best.values())
+    missing = []
+    for need in REQUIRED:
+        if not set(need) & found:
+            names = " or ".join(need)
+            examples = ", ".join(a for f in need for a in FIELD_ALIASES[f] if not a.isascii())
+            missing.append(f"{names} (e.g. {examples})")
+    return missing, best_n, ["" if h is None else str(h).strip() for h in best_row]
 
 
 def _rounded_by_excel(value: object) -> bool:
@@ -185,30 +315,52 @@ def _columns(header: list[object], mapping: dict[str, str]) -> dict[int, str]:
 
 def read_intake(path: Path, shop_id: str, mapping: dict[str, str] | None = None,
                 tz: ZoneInfo = ZoneInfo("Asia/Shanghai")) -> Iterator[dict]:
-    """Yield one record per data row (see module doc)."""
-    sheets = _read_sheets(path)
+    """Yield one record per data row, streamed (see module doc)."""
     mapping = {**HEADER_ALIASES, **(mapping or {})}
-    found = [(name, rows, _find_header(rows, mapping)) for name, rows in sheets]
-    if not any(header for _, _, header in found):
-        name, rows = sheets[0]
-        headers = ["" if h is None else str(h).strip() for h in rows[0][1]]
-        raise IntakeError(
-            f"{path.name}{'' if name is None else f' sheet {name!r}'}: cannot find the columns it needs (amount and "
-            f"one of phone/name/buyer_id) in its first {HEADER_SEARCH_ROWS} rows; headers are {headers}; "
-            "use --map SOURCE_COLUMN=FIELD"
-        )
     seen: dict[str, int] = {}
-    for name, rows, header in found:
-        if header is None:
-            # a summary or notes sheet beside the order sheets: said, not read
-            log.warning("%s: sheet %r has no order header in its first %d rows (%d rows not read)",
-                        path.name, name, HEADER_SEARCH_ROWS, len(rows))
+    first: tuple[str | None, list] | None = None
+    headers_found = 0
+    for name, count, rows in _read_sheets(path):
+        top: list[tuple[int, list[object]]] = []
+        for item in rows:  # the first rows, where a header may be
+            top.append(item)
+            if len(top) >= HEADER_SEARCH_ROWS:
+                break
+        if not top:
             continue
-        sheet = "" if name is None or len(sheets) == 1 else f" sheet {name!r}"
-        yield from _records(path.name + sheet, rows[header[0] + 1:], header[1], shop_id, tz, seen)
+        if first is None:
+            first = (name, top)
+        header = _find_header(top, mapping)
+        if header is None:
+            # a summary or notes sheet beside the order sheets: said, not read (a file with
+            # no order sheet at all is refused below, with its headers)
+            rest = sum(1 for _ in rows)
+            if count > 1:
+                log.warning("%s: sheet %r has no order header in its first %d rows (%d rows not read)",
+                            path.name, name, HEADER_SEARCH_ROWS, len(top) + rest)
+            continue
+        headers_found += 1
+        sheet = "" if name is None or count == 1 else f" sheet {name!r}"
+        at, columns = header
+        yield from _records(path.name + sheet, _chain(top[at + 1:], rows), columns, shop_id, tz, seen)
+    if first is None:
+        raise IntakeError(f"{path.name}: the file is empty (no header row, no data)")
+    if not headers_found:
+        name, top = first
+        missing, row_no, headers = _missing(top, mapping)
+        raise IntakeError(
+            f"{path.name}{'' if name is None else f' sheet {name!r}'}: no header row in its first "
+            f"{HEADER_SEARCH_ROWS} rows names {' nor '.join(missing)}; the closest is row {row_no}: {headers}. "
+            "Rename that column, or map it: --map SOURCE_COLUMN=FIELD"
+        )
 
 
-def _records(where_file: str, rows: list[tuple[int, list[object]]], columns: dict[int, str], shop_id: str,
+def _chain(head: list, rest: Iterator) -> Iterator:
+    yield from head
+    yield from rest
+
+
+def _records(where_file: str, rows: Iterator[tuple[int, list[object]]], columns: dict[int, str], shop_id: str,
              tz: ZoneInfo, seen: dict[str, int]) -> Iterator[dict]:
     for rownum, row in rows:
         cells = {columns[i]: row[i] for i in columns if i < len(row)}
@@ -249,4 +401,8 @@ def _records(where_file: str, rows: list[tuple[int, list[object]]], columns: dic
 
 
 def file_digest(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()

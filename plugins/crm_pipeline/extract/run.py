@@ -20,13 +20,26 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 
 from crm_pipeline import clock
-from crm_pipeline.extract.base import Connector, ExtractError, ShopConfig, Window, local_day_bounds, prefetched
+from crm_pipeline.errors import BadInputFile, UsageError
+from crm_pipeline.extract.base import (
+    ConfigError,
+    Connector,
+    ExtractError,
+    ShopConfig,
+    Window,
+    local_day_bounds,
+    prefetched,
+)
 from crm_pipeline.load.landing import Lander, LandingCounts
 from crm_pipeline.pii import get_logger
 
 log = get_logger(__name__)
 MAX_PASSES = 4
 PREFETCH_PAGES = 4  # pages read ahead of the lander (memory stays bounded by this)
+
+
+class ShopUsageError(ExtractError, UsageError):
+    """The wrong kind of shop for the operation, or a file that is not there (exit 2)."""
 
 
 def connector_for(shop: ShopConfig, **kwargs) -> Connector:
@@ -44,7 +57,7 @@ def connector_for(shop: ShopConfig, **kwargs) -> Connector:
         "youzan": YouzanConnector,
     }
     if shop.platform not in classes:
-        raise ExtractError(shop.platform, shop.shop_id, f"no API connector for platform {shop.platform!r}"
+        raise ShopUsageError(shop.platform, shop.shop_id, f"no API connector for platform {shop.platform!r}"
                            + (" (spreadsheet shops are read with `crm intake`)" if shop.platform == "intake" else ""))
     return classes[shop.platform](shop, **kwargs)
 
@@ -165,7 +178,7 @@ def run_extract(shop: ShopConfig, mode: str = "nightly", as_of: date | None = No
         connector.check_history(start, mode, now or clock.now())
         with psycopg.connect(url) as conn:
             lander = Lander(conn, shop.platform, shop.shop_id, batch_id,
-                            max_amount=_max_amount(shop))
+                            max_amount=_max_amount(shop), start_rule=start_date_rule(shop))
             windows = connector.windows(start, end, "backfill" if mode == "backfill" else "nightly")
             _read_windows(connector, lander, windows, mode, result, verify_counts)
             result.counts = lander.finalize()
@@ -210,6 +223,7 @@ def _read_windows(connector: Connector, lander: Lander, windows: list[Window], m
     again on its own; the read-ahead then resumes after it."""
     api_mode = "backfill" if mode == "backfill" else "nightly"
     pass_no, i = 0, 0
+    progress = Progress(connector, len(windows))
     while i < len(windows):
         stream = prefetched(_window_stream(connector, windows, i, api_mode, verify), depth=PREFETCH_PAGES)
         current = -1
@@ -220,6 +234,7 @@ def _read_windows(connector: Connector, lander: Lander, windows: list[Window], m
                 if kind == "page":
                     lander.stage(item, pass_no)
                     result.pages += 1
+                    progress.page(idx, result.pages, len(item))
                     continue
                 i = idx + 1
                 if verify and not _window_complete(connector, lander, windows[idx], pass_no, item, 1, result):
@@ -227,6 +242,24 @@ def _read_windows(connector: Connector, lander: Lander, windows: list[Window], m
                     break  # resume the read-ahead after the re-read window
         finally:
             stream.close()
+
+
+class Progress:
+    """A line every ``every`` seconds while a shop is read (a backfill takes minutes): windows, pages, orders."""
+
+    def __init__(self, connector: Connector, windows: int, every: float = 10.0):
+        self.connector, self.windows, self.every = connector, windows, every
+        self.records = 0
+        self.started = self.last = time.monotonic()
+
+    def page(self, window: int, pages: int, records: int) -> None:
+        self.records += records
+        now = time.monotonic()
+        if now - self.last >= self.every:
+            self.last = now
+            log.info("[%s/%s] reading: window %d of %d, %d pages, %d orders so far (%.0fs)",
+                     self.connector.platform, self.connector.shop.shop_id, window + 1, self.windows, pages,
+                     self.records, now - self.started)
 
 
 def _window_complete(connector: Connector, lander: Lander, window: Window, pass_no: int, expected: int | None,
@@ -255,6 +288,26 @@ def _read_window(connector: Connector, lander: Lander, window: Window, api_mode:
     raise connector.fail(f"window {window} kept changing while paging ({MAX_PASSES} reads); nothing landed")
 
 
+BEFORE_START_DATE = ("quarantine", "land")
+
+
+def start_date_rule(shop: ShopConfig):
+    """What happens to an order dated before the shop's start_date (validate.StartDateRule):
+    ``options.before_start_date``, by default ``quarantine`` for spreadsheet shops and
+    ``land`` for API shops."""
+    from crm_pipeline.load.validate import StartDateRule
+    from crm_pipeline.platforms import PLATFORMS
+
+    default = "land" if PLATFORMS[shop.platform].kind == "api" else "quarantine"
+    choice = shop.options.get("before_start_date", default)
+    if choice not in BEFORE_START_DATE:
+        raise ConfigError(shop.platform, shop.shop_id, f"options.before_start_date is {choice!r}; expected "
+                                                       f"{' or '.join(BEFORE_START_DATE)}")
+    if choice == "land":
+        return None
+    return StartDateRule(shop.shop_id, datetime.combine(shop.start_date, datetime.min.time(), shop.tz))
+
+
 def _max_amount(shop: ShopConfig):
     from decimal import Decimal
 
@@ -265,6 +318,12 @@ def _max_amount(shop: ShopConfig):
 
 
 # -- intake -------------------------------------------------------------------------
+class IntakeRejected(ExtractError, BadInputFile):
+    """An intake file refused as a whole (exit 4); its batch is marked failed, nothing landed."""
+
+
+
+
 def run_intake(path, shop: ShopConfig, mapping: dict[str, str] | None = None, url: str | None = None,
                force: bool = False) -> BatchResult:
     """Import one spreadsheet into raw.intake_orders (idempotent; see extract/intake.py)."""
@@ -277,9 +336,10 @@ def run_intake(path, shop: ShopConfig, mapping: dict[str, str] | None = None, ur
 
     path = Path(path)
     if shop.platform != "intake":
-        raise ExtractError(shop.platform, shop.shop_id, f"shop {shop.shop_id} is not a spreadsheet (intake) shop")
-    if not path.exists():
-        raise ExtractError("intake", shop.shop_id, f"file not found: {path}")
+        raise ShopUsageError(shop.platform, shop.shop_id, f"shop {shop.shop_id} is a {shop.platform} shop, not a "
+                                                           "spreadsheet (intake) shop")
+    if not path.is_file():
+        raise ShopUsageError("intake", shop.shop_id, f"no such file: {path}")
     url = url or warehouse_url()
     t0 = time.monotonic()
     digest = file_digest(path)
@@ -288,7 +348,8 @@ def run_intake(path, shop: ShopConfig, mapping: dict[str, str] | None = None, ur
     _batch_start(url, batch_id, shop, "intake", None, None, str(path))
     try:
         with psycopg.connect(url) as conn:
-            lander = Lander(conn, "intake", shop.shop_id, batch_id, max_amount=_max_amount(shop))
+            lander = Lander(conn, "intake", shop.shop_id, batch_id, max_amount=_max_amount(shop),
+                            start_rule=start_date_rule(shop))
             page: list[dict] = []
             for record in read_intake(path, shop.shop_id, mapping, shop.tz):
                 page.append(record)
@@ -313,7 +374,7 @@ def run_intake(path, shop: ShopConfig, mapping: dict[str, str] | None = None, ur
             conn.commit()
     except IntakeError as exc:
         _batch_failed(url, batch_id, str(exc))
-        raise ExtractError("intake", shop.shop_id, str(exc)) from exc
+        raise IntakeRejected("intake", shop.shop_id, str(exc)) from exc
     except ExtractError as exc:
         _batch_failed(url, batch_id, str(exc))
         raise

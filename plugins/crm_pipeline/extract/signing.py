@@ -1,4 +1,4 @@
-"""Request signing for the platforms and gateways (../shared/reference/platform_apis.md).
+"""Request signing for the platforms and gateways (each scheme is described where it is implemented).
 
 Pure functions, checked against the published vectors in tests/unit/test_signing.py.
 The sandbox verifies with the same functions, so the vectors are what keeps

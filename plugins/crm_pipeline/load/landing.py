@@ -20,7 +20,7 @@ from decimal import Decimal
 import orjson
 import psycopg
 
-from crm_pipeline.load.validate import MAX_AMOUNT, inspect
+from crm_pipeline.load.validate import MAX_AMOUNT, StartDateRule, inspect
 from crm_pipeline.platforms import platform_spec
 
 # valid rows carry `payload` as jsonb (parsed once, by COPY); quarantined rows keep
@@ -57,7 +57,7 @@ class Lander:
     """Stage pages for one (platform, shop, batch), then finalize into raw.*."""
 
     def __init__(self, conn, platform: str, shop_id: str, batch_id: str, now: datetime | None = None,
-                 max_amount: Decimal = MAX_AMOUNT):
+                 max_amount: Decimal = MAX_AMOUNT, start_rule: StartDateRule | None = None):
         self.conn = conn
         self.platform = platform
         self.table = platform_spec(platform).raw_table
@@ -65,6 +65,7 @@ class Lander:
         self.batch_id = batch_id
         self.now = now or datetime.now(UTC)
         self.max_amount = max_amount
+        self.start_rule = start_rule  # orders dated before the shop's start_date (validate.StartDateRule)
         self.staged = 0
         self.rejected: list[tuple[str | None, str]] = []  # (order id, reason) of the first SAMPLE_REJECTED
         # temp buffers must be set before the session's first temp table; a
@@ -82,6 +83,13 @@ class Lander:
             ") on commit drop"
         )
         conn.execute("truncate _land")
+        # orders of erased persons (crm erase): masked before they are stored, hashed as sent,
+        # so an unchanged re-read lands nothing and a changed one lands without the person
+        self.erased: dict[str, str] = {}
+        if conn.execute("select to_regclass('ops.erased_orders') is not null").fetchone()[0]:
+            self.erased = dict(conn.execute(
+                "select o.order_id, e.salt from ops.erased_orders o join ops.erasures e using (erasure_id)"
+                " where o.platform = %s and o.shop_id = %s", (self.platform, shop_id)).fetchall())
 
     def stage(self, records: list, pass_no: int, extra_reason: str | None = None) -> tuple[int, int]:
         """Inspect and COPY one page; returns (valid, invalid)."""
@@ -91,7 +99,7 @@ class Lander:
                 for record in records:
                     # inspect sees second-call enrichment (decrypted receiver); the payload
                     # stored is what the platform sent, the enrichment goes to `derived`
-                    result = inspect(self.platform, record, self.now, self.max_amount)
+                    result = inspect(self.platform, record, self.now, self.max_amount, self.start_rule)
                     enrichment = None
                     if isinstance(record, dict) and ("__enrichment__" in record or "__error__" in record):
                         enrichment = record.get("__enrichment__")
@@ -104,10 +112,15 @@ class Lander:
                     if reason is None and b"\\u0000" in data:
                         # jsonb cannot hold NUL: the whole run would fail at COPY
                         reason = "unparseable: text contains a NUL character (\\u0000) the warehouse cannot store"
+                    stored = data
+                    if result.order_id in self.erased:
+                        from crm_pipeline.privacy import erased_record
+
+                        stored, derived = erased_record(record, derived, self.erased[result.order_id], self.platform)
                     if reason is None:
                         valid += 1
                         copy.write_row((pass_no, result.order_id, True, None, result.updated_at,
-                                        data.decode("utf-8"), None, orjson.dumps(derived).decode("utf-8"),
+                                        stored.decode("utf-8"), None, orjson.dumps(derived).decode("utf-8"),
                                         payload_hash(data)))
                     else:
                         invalid += 1
@@ -115,7 +128,7 @@ class Lander:
                         if len(self.rejected) < SAMPLE_REJECTED:
                             self.rejected.append((result.order_id, reason))
                         copy.write_row((pass_no, result.order_id, False, reason, None, None,
-                                        data.decode("utf-8"), None, payload_hash(data)))
+                                        stored.decode("utf-8"), None, payload_hash(data)))
         self.staged += valid + invalid
         return valid, invalid
 

@@ -98,6 +98,8 @@ def export(conn, path: Path, shop: str | None = None, since: date | None = None,
 
     Written to a temporary file first: a failed export leaves no half-written sheet.
     """
+    from crm_pipeline.sheets import csv_escape
+
     path = Path(path)
     tmp = path.with_name(path.name + ".partial")
     written = 0
@@ -108,8 +110,10 @@ def export(conn, path: Path, shop: str | None = None, since: date | None = None,
             for qid, platform, shop_id, batch, ref, reason, at, payload, resolved_by in cur:
                 if open_only and resolved_by is not None:
                     continue
-                out.writerow([qid, platform, shop_id, batch, ref or "", reason_kind(reason), reason, at.isoformat(),
-                              "open" if resolved_by is None else "resolved", resolved_by or "", payload])
+                # as received from outside: a field starting with = + - @ must not become a formula (sheets.py)
+                out.writerow([csv_escape(v) for v in (
+                    qid, platform, shop_id, batch, ref or "", reason_kind(reason), reason, at.isoformat(),
+                    "open" if resolved_by is None else "resolved", resolved_by or "", payload)])
                 written += 1
         tmp.replace(path)
     finally:

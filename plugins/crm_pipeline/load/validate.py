@@ -3,7 +3,13 @@ whether it is fit to land.
 
 A record that fails lands in ``raw.quarantine`` with the reason returned here
 (unparseable, no order id, negative or absurd amount, impossible date,
-unknown status, bad phone). Nothing is dropped silently.
+before the shop start_date, unknown status, bad phone). Nothing is dropped silently.
+
+Dates have no calendar floor: a date is *impossible* when it cannot exist
+(2026-02-30, 0000-00-00) or lies in the future (beyond ``FUTURE_TOLERANCE``, which
+absorbs time zones and clock skew). A seller importing a 1990s ledger keeps it.
+An order dated before its shop's ``start_date`` is a different matter, with its own
+reason: see ``before_start``.
 """
 
 from __future__ import annotations
@@ -17,7 +23,7 @@ from zoneinfo import ZoneInfo
 from crm_pipeline.load.normalize import masked_key, normalize_email, normalize_phone
 
 CN = ZoneInfo("Asia/Shanghai")
-EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
+FUTURE_TOLERANCE = timedelta(days=2)  # a platform's clock, time zones and date-only values
 MAX_AMOUNT = Decimal("1000000")  # per order, in the order's currency; configurable per shop
 
 TAOBAO_STATUSES = {
@@ -53,6 +59,7 @@ class Inspected:
     updated_at: datetime | None
     derived: dict
     reason: str | None  # None = fit to land
+    ordered: tuple[str, datetime] | None = None  # (field, value) of the order's own date
 
 
 def _time_top(value: object, field: str, tz=CN) -> datetime:
@@ -76,9 +83,33 @@ def _time_iso(value: object, field: str, default_tz=CN) -> datetime:
 
 
 def _plausible(dt: datetime, field: str, now: datetime) -> datetime:
-    if dt < EARLIEST or dt > now + timedelta(days=2):
-        raise Invalid(f"impossible date in {field}: {dt.isoformat()}")
+    """A date that exists (it parsed) and is not in the future; no calendar floor."""
+    if dt > now + FUTURE_TOLERANCE:
+        raise Invalid(f"impossible date in {field}: {dt.isoformat()} lies in the future")
     return dt
+
+
+@dataclass(frozen=True)
+class StartDateRule:
+    """Orders dated before a shop's ``start_date`` (shops.yml): quarantined with their own
+    reason, or landed (``options.before_start_date: land``).
+
+    Spreadsheet shops quarantine them by default: a typed 2014 for 2024 is the likely
+    cause, and the reason says how to keep an old ledger on purpose. API shops land them
+    by default: there start_date is where reading begins, and an older order the platform
+    sends (modified since, e.g. refunded) is the platform's record, not a typo.
+    """
+
+    shop_id: str
+    start: datetime  # the first moment of start_date in the shop's time zone
+
+    def check(self, ordered: tuple[str, datetime] | None) -> None:
+        if ordered is not None and ordered[1] < self.start:
+            field, value = ordered
+            raise Invalid(
+                f"before the shop start_date in {field}: {value.date().isoformat()} is before start_date "
+                f"{self.start.date().isoformat()} of shop {self.shop_id} (shops.yml: set an earlier start_date "
+                f"to keep older orders, or options.before_start_date: land)")
 
 
 def _amount(value: object, field: str, limit: Decimal) -> Decimal:
@@ -127,11 +158,11 @@ def inspect_taobao(r: dict, now: datetime, limit: Decimal) -> Inspected:
     if r.get("status") not in TAOBAO_STATUSES:
         raise Invalid(f"unknown status {r.get('status')!r}")
     updated = _plausible(_time_top(r.get("modified"), "modified"), "modified", now)
-    _plausible(_time_top(r.get("created"), "created"), "created", now)
+    created = _plausible(_time_top(r.get("created"), "created"), "created", now)
     _amount(r.get("payment", "0"), "payment", limit)
     receiver = (r.get("__enrichment__") or {}).get("receiver") or {}
     derived = _phones(r.get("receiver_mobile"), receiver.get("mobile"), r.get("receiver_phone"))
-    return Inspected(oid, updated, derived, None)
+    return Inspected(oid, updated, derived, None, ("created", created))
 
 
 def inspect_jd(r: dict, now: datetime, limit: Decimal) -> Inspected:
@@ -139,11 +170,11 @@ def inspect_jd(r: dict, now: datetime, limit: Decimal) -> Inspected:
     if r.get("orderState") not in JD_STATUSES:
         raise Invalid(f"unknown status {r.get('orderState')!r}")
     updated = _plausible(_time_top(r.get("modified"), "modified"), "modified", now)
-    _plausible(_time_top(r.get("orderStartTime"), "orderStartTime"), "orderStartTime", now)
+    created = _plausible(_time_top(r.get("orderStartTime"), "orderStartTime"), "orderStartTime", now)
     _amount(r.get("orderPayment", "0"), "orderPayment", limit)
     consignee = r.get("consigneeInfo") or {}
     derived = _phones(consignee.get("mobile"), consignee.get("telephone"))
-    return Inspected(oid, updated, derived, None)
+    return Inspected(oid, updated, derived, None, ("orderStartTime", created))
 
 
 def inspect_shopify(r: dict, now: datetime, limit: Decimal) -> Inspected:
@@ -151,7 +182,7 @@ def inspect_shopify(r: dict, now: datetime, limit: Decimal) -> Inspected:
     if r.get("financial_status") not in SHOPIFY_FINANCIAL:
         raise Invalid(f"unknown status {r.get('financial_status')!r}")
     updated = _plausible(_time_iso(r.get("updated_at"), "updated_at"), "updated_at", now)
-    _plausible(_time_iso(r.get("created_at"), "created_at"), "created_at", now)
+    created = _plausible(_time_iso(r.get("created_at"), "created_at"), "created_at", now)
     _amount(r.get("total_price", "0"), "total_price", limit)
     customer = r.get("customer") or {}
     shipping = r.get("shipping_address") or {}
@@ -159,7 +190,7 @@ def inspect_shopify(r: dict, now: datetime, limit: Decimal) -> Inspected:
     emails = [e for e in (normalize_email(customer.get("email")), normalize_email(r.get("email"))) if e]
     if emails:
         derived["emails"] = sorted(set(emails))
-    return Inspected(oid, updated, derived, None)
+    return Inspected(oid, updated, derived, None, ("created_at", created))
 
 
 def inspect_woocommerce(r: dict, now: datetime, limit: Decimal) -> Inspected:
@@ -168,14 +199,14 @@ def inspect_woocommerce(r: dict, now: datetime, limit: Decimal) -> Inspected:
         raise Invalid(f"unknown status {r.get('status')!r}")
     updated = _plausible(_time_iso(r.get("date_modified_gmt"), "date_modified_gmt", UTC),
                          "date_modified_gmt", now)
-    _plausible(_time_iso(r.get("date_created_gmt"), "date_created_gmt", UTC), "date_created_gmt", now)
+    created = _plausible(_time_iso(r.get("date_created_gmt"), "date_created_gmt", UTC), "date_created_gmt", now)
     _amount(r.get("total", "0"), "total", limit)
     billing = r.get("billing") or {}
     derived = _phones(billing.get("phone"))
     email = normalize_email(billing.get("email"))
     if email:
         derived["emails"] = [email]
-    return Inspected(oid, updated, derived, None)
+    return Inspected(oid, updated, derived, None, ("date_created_gmt", created))
 
 
 def inspect_intake(r: dict, now: datetime, limit: Decimal) -> Inspected:
@@ -190,7 +221,7 @@ def inspect_intake(r: dict, now: datetime, limit: Decimal) -> Inspected:
     email = normalize_email(r.get("email"))
     if email:
         derived["emails"] = [email]
-    return Inspected(oid, updated, derived, None)
+    return Inspected(oid, updated, derived, None, ("paid_at", updated))
 
 
 def inspect_youzan(r: dict, now: datetime, limit: Decimal) -> Inspected:
@@ -213,7 +244,7 @@ def inspect_youzan(r: dict, now: datetime, limit: Decimal) -> Inspected:
     address, buyer = r.get("address_info") or {}, r.get("buyer_info") or {}
     plain = [v for v in (address.get("receiver_tel"), buyer.get("buyer_phone")) if not is_ciphertext(v)]
     derived = _phones(*plain, (enrichment.get("receiver") or {}).get("mobile"), (enrichment.get("buyer") or {}).get("phone"))
-    return Inspected(oid, updated, derived, None)
+    return Inspected(oid, updated, derived, None, ("created", created))
 
 
 INSPECTORS: dict[str, Callable[[dict, datetime, Decimal], Inspected]] = {
@@ -228,12 +259,16 @@ INSPECTORS: dict[str, Callable[[dict, datetime, Decimal], Inspected]] = {
 _ID_FIELDS = ("tid_str", "tid", "orderId", "id", "order_id")
 
 
-def inspect(platform: str, record: object, now: datetime, limit: Decimal = MAX_AMOUNT) -> Inspected:
+def inspect(platform: str, record: object, now: datetime, limit: Decimal = MAX_AMOUNT,
+            start_rule: StartDateRule | None = None) -> Inspected:
     """Never raises for bad data: returns an Inspected with a reason instead."""
     if not isinstance(record, dict):
         return Inspected(None, None, {}, f"unparseable: record is {type(record).__name__}, not an object")
     try:
-        return INSPECTORS[platform](record, now, limit)
+        result = INSPECTORS[platform](record, now, limit)
+        if start_rule is not None:
+            start_rule.check(result.ordered)
+        return result
     except Invalid as exc:
         ref = next((str(record[k]) for k in _ID_FIELDS if record.get(k) not in (None, "")), None)
         info = record.get("order_info")  # Youzan keeps its id one level down

@@ -36,7 +36,9 @@ def resolve_as_of() -> str:
     install_log_masking()
     ctx = get_current_context()
     params = ctx.get("params") or {}
-    return as_of_from_logical(ctx.get("logical_date"), params.get("as_of_date")).isoformat()
+    run = ctx.get("dag_run")
+    return as_of_from_logical(ctx.get("logical_date"), params.get("as_of_date"),
+                              getattr(run, "run_after", None)).isoformat()
 
 
 @task
@@ -66,6 +68,7 @@ def extract_task(platform: str):
     def _extract(shop_id: str, as_of: str) -> dict:
         from airflow.sdk.exceptions import AirflowFailException
 
+        from crm_pipeline.errors import BadInputFile
         from crm_pipeline.extract.base import ConfigError
         from crm_pipeline.pii import install_log_masking
         from crm_pipeline.pipeline import extract_shop, intake_shop
@@ -79,7 +82,7 @@ def extract_task(platform: str):
                 return extract_shop(shop_id, _date(as_of), "backfill", _date(params["backfill_from"]),
                                     _date(params.get("backfill_to") or as_of))
             return extract_shop(shop_id, _date(as_of))
-        except ConfigError as exc:  # a missing credential does not fix itself on retry
+        except (ConfigError, BadInputFile) as exc:  # a missing credential, a refused file: a retry cannot help
             raise AirflowFailException(str(exc)) from exc
 
     return _extract
@@ -153,6 +156,14 @@ def refresh_analyst_views() -> list[str]:
         return refresh_masked_views(conn)
 
 
+@task
+def customer_clv(as_of: str) -> dict:
+    """BG/NBD + Gamma-Gamma on the marts: clv.customer_scores (marts.customer_clv) and the backtest."""
+    from crm_pipeline.pipeline import customer_clv as fit
+
+    return fit(_date(as_of))
+
+
 @task(outlets=[OUTREACH_ASSET])
 def plan_outreach(as_of: str) -> dict:
     from crm_pipeline.pipeline import plan_outreach as plan
@@ -213,3 +224,13 @@ def intraday_transactional(as_of: str) -> dict:
         raise AirflowFailException(f"sent for the shops that were read; not read this window, their payment "
                                    f"reminders held: {', '.join(facts['stale_shops'])}")
     return facts
+
+
+@task(outlets=[OUTREACH_ASSET])
+def push_due() -> dict:
+    """Every due message, whatever its type: the daytime sender (send-time re-checks included)."""
+    from crm_pipeline.pii import install_log_masking
+    from crm_pipeline.pipeline import push_due as push
+
+    install_log_masking()
+    return push()

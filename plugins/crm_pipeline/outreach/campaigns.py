@@ -21,6 +21,7 @@ from zoneinfo import ZoneInfo
 
 from crm_pipeline.outreach.ledger import Proposal
 from crm_pipeline.outreach.policy import Candidate
+from crm_pipeline.outreach.triggers import CUSTOMER_ZONE
 
 AUDIENCE_FILTERS = {
     # selector key -> (SQL condition with %(name)s, description)
@@ -35,6 +36,11 @@ AUDIENCE_FILTERS = {
     "min_net_revenue": "c.net_revenue_cny >= %(min_net_revenue)s",
     "max_days_since_last_paid": "c.days_since_last_paid <= %(max_days_since_last_paid)s",
     "min_days_since_last_paid": "c.days_since_last_paid >= %(min_days_since_last_paid)s",
+    # issue 33: the night's CLV (marts.customer_clv); customers without a fitted CLV never match
+    "min_clv_cny": "exists (select 1 from clv.customer_scores v where v.customer_id = c.customer_id"
+                   " and v.clv_cny >= %(min_clv_cny)s)",
+    "max_clv_cny": "exists (select 1 from clv.customer_scores v where v.customer_id = c.customer_id"
+                   " and v.clv_cny <= %(max_clv_cny)s)",
 }
 
 
@@ -117,7 +123,7 @@ def audience(conn, campaign: Campaign) -> list[dict]:
         params[key] = list(value) if isinstance(value, (list, tuple)) else value
     sql = f"""
         select c.customer_id, c.name, c.phone_e164, c.email, c.net_revenue_cny, r.segment, l.stage,
-               coalesce(t.tier, 'member') as tier
+               coalesce(t.tier, 'member') as tier, {CUSTOMER_ZONE.format(customer='c.customer_id')} as timezone
         from marts.dim_customers c
         left join marts.customer_rfm r on r.customer_id = c.customer_id
         left join marts.customer_lifecycle l on l.customer_id = c.customer_id
@@ -125,7 +131,7 @@ def audience(conn, campaign: Campaign) -> list[dict]:
         where {' and '.join(conditions) if conditions else 'false'}
         order by c.net_revenue_cny desc, c.customer_id
     """
-    cols = ["customer_id", "name", "phone", "email", "net_revenue_cny", "segment", "stage", "tier"]
+    cols = ["customer_id", "name", "phone", "email", "net_revenue_cny", "segment", "stage", "tier", "timezone"]
     return [dict(zip(cols, row, strict=True)) for row in conn.execute(sql, params).fetchall()]
 
 
@@ -136,17 +142,23 @@ def plan_campaign(conn, campaign: Campaign, send_date: date, tz: str) -> tuple[l
     """Assign hold-outs, apply budgets and channel order; return proposals + counts."""
     members = audience(conn, campaign)
     facts = {"audience": len(members), "holdout": 0, "treated": 0, "over_budget": 0, "no_contact": 0}
-    # record assignment the first time; an existing assignment wins
+    # the person's assignment, whatever id it was made under (a merge or split since: R22's
+    # hold-out stays held out; when the halves of a split disagree, held out wins)
+    groups = dict(conn.execute(
+        "select a.customer_id, case when bool_or(ca.assigned_group = 'holdout') then 'holdout' else 'treatment' end"
+        " from outreach.campaign_assignments ca join outreach.customer_aliases() a on a.alias_id = ca.customer_id"
+        " where ca.campaign = %s group by a.customer_id"
+        " union all select customer_id, assigned_group from outreach.campaign_assignments"
+        " where campaign = %s and customer_id not in (select customer_id from outreach.customer_aliases())",
+        (campaign.name, campaign.name)).fetchall())
+    # record assignment the first time a person is eligible; an existing assignment wins
+    fresh = [(campaign.name, m["customer_id"], "holdout" if is_holdout(campaign.name, m["customer_id"], campaign.holdout)
+              else "treatment", send_date) for m in members if m["customer_id"] not in groups]
     with conn.cursor() as cur:
         cur.executemany(
             "insert into outreach.campaign_assignments (campaign, customer_id, assigned_group, as_of_date)"
-            " values (%s, %s, %s, %s) on conflict (campaign, customer_id) do nothing",
-            [(campaign.name, m["customer_id"], "holdout" if is_holdout(campaign.name, m["customer_id"], campaign.holdout)
-              else "treatment", send_date) for m in members],
-        )
-    groups = dict(conn.execute(
-        "select customer_id, assigned_group from outreach.campaign_assignments where campaign = %s",
-        (campaign.name,)).fetchall())
+            " values (%s, %s, %s, %s) on conflict (campaign, customer_id) do nothing", fresh)
+    groups.update({row[1]: row[2] for row in fresh})
     conn.execute("insert into outreach.campaign_budgets (campaign, channel, budget) select %s, ch, b"
                  " from unnest(%s::text[], %s::int[]) as x(ch, b)"
                  " on conflict (campaign, channel) do update set budget = excluded.budget",
@@ -154,10 +166,13 @@ def plan_campaign(conn, campaign: Campaign, send_date: date, tz: str) -> tuple[l
     used = {ch: conn.execute("select count(*) from outreach.message_ledger where campaign = %s and channel = %s"
                              " and status <> 'cancelled'", (campaign.name, ch)).fetchone()[0]
             for ch in campaign.channels}
-    already = {r[0] for r in conn.execute("select distinct customer_id from outreach.message_ledger where campaign = %s",
-                                          (campaign.name,))}
-    earliest = datetime.combine(send_date, campaign.send_time, ZoneInfo(tz))
+    already = {r[0] for r in conn.execute(
+        "select l.customer_id from outreach.message_ledger l where l.campaign = %s"
+        " union select a.customer_id from outreach.message_ledger l"
+        " join outreach.customer_aliases() a on a.alias_id = l.customer_id where l.campaign = %s",
+        (campaign.name, campaign.name))}
     proposals: list[Proposal] = []
+    consented = consent_check(conn, members, campaign)
     for m in members:
         if groups.get(m["customer_id"]) == "holdout":
             facts["holdout"] += 1
@@ -166,11 +181,14 @@ def plan_campaign(conn, campaign: Campaign, send_date: date, tz: str) -> tuple[l
             facts["treated"] += 1
             continue
         chosen = None
-        for ch, cfg in campaign.channels.items():
-            contact = m["phone"] if ch == "sms" else m["email"] if ch == "email" else m["customer_id"]
-            if contact and used[ch] < cfg["budget"]:
-                chosen = (ch, cfg, contact)
-                break
+        # channels in the campaign's order; one the buyer has not opted into (where the shop needs
+        # it) gives way to the next one they have, e.g. e-mail when only e-mail is consented
+        options = [(ch, cfg, m["phone"] if ch == "sms" else m["email"] if ch == "email" else m["customer_id"])
+                   for ch, cfg in campaign.channels.items()]
+        options = [o for o in options if o[2] and used[o[0]] < o[1]["budget"]]
+        allowed = [o for o in options if consented(m["customer_id"], o[0], o[2])]
+        if allowed or options:
+            chosen = (allowed or options)[0]
         if chosen is None:
             has_contact = any((m["phone"] if ch == "sms" else m["email"] if ch == "email" else True)
                               for ch in campaign.channels)
@@ -180,12 +198,35 @@ def plan_campaign(conn, campaign: Campaign, send_date: date, tz: str) -> tuple[l
         used[ch] += 1
         facts["treated"] += 1
         key = f"campaign:{campaign.name}:{m['customer_id']}:{ch}:{send_date.isoformat()}"
+        zone = m["timezone"] or tz  # the send time is the customer's own (their shop's zone)
         cand = Candidate(key=key, message_type="campaign", channel=ch, customer_id=m["customer_id"],
-                         recipient=contact, earliest=earliest, campaign=campaign.name)
+                         recipient=contact, earliest=datetime.combine(send_date, campaign.send_time, ZoneInfo(zone)),
+                         timezone=zone, campaign=campaign.name)
         params = {"name": m["name"] or "亲", "tier_name": TIER_NAMES.get(m["tier"], m["tier"]),
                   "theme": campaign.theme}
         proposals.append(Proposal(cand, cfg["template"], params))
     return proposals, facts
+
+
+def consent_check(conn, members: list[dict], campaign: Campaign):
+    """(customer_id, channel, contact) -> whether marketing may use that channel (consent.py)."""
+    from crm_pipeline.outreach.consent import lookup, shop_requirements
+
+    items = [(m["customer_id"], None, ch, m["phone"] if ch == "sms" else m["email"] if ch == "email" else None)
+             for m in members for ch in campaign.channels]
+    if not items:
+        return lambda customer, channel, contact: True
+    required = shop_requirements()
+    shops, consent = lookup(conn, items)
+
+    def consented(customer: str, channel: str, contact: str | None) -> bool:
+        state = consent.get((customer, channel))
+        if state == "withdrawn":
+            return False
+        needs = any(required.get(s, False) for s in shops.get((customer, "", contact or ""), set()))
+        return state == "granted" or not needs
+
+    return consented
 
 
 def followup_proposals(conn, campaign: Campaign, day: date, tz: str) -> list[Proposal]:
@@ -193,7 +234,7 @@ def followup_proposals(conn, campaign: Campaign, day: date, tz: str) -> list[Pro
     if not campaign.followup or day <= campaign.end_date:
         return []
     rows = conn.execute(
-        """
+        f"""
         with treated as (
             select customer_id from outreach.campaign_assignments where campaign = %(c)s and assigned_group = 'treatment'
         ),
@@ -208,22 +249,24 @@ def followup_proposals(conn, campaign: Campaign, day: date, tz: str) -> list[Pro
                  and co.list_date between %(start)s and %(end)s
             group by t.customer_id
         )
-        select m.customer_id, c.name, c.phone_e164, m.unhappy, m.happy
+        select m.customer_id, c.name, c.phone_e164, m.unhappy, m.happy,
+               {CUSTOMER_ZONE.format(customer='m.customer_id')} as timezone
         from mood m join marts.dim_customers c on c.customer_id = m.customer_id
         where m.unhappy or m.happy
         """,
         {"c": campaign.name, "start": campaign.start_date, "end": campaign.end_date},
     ).fetchall()
-    earliest = datetime.combine(campaign.end_date + timedelta(days=1), campaign.send_time, ZoneInfo(tz))
+    day = campaign.end_date + timedelta(days=1)
     proposals = []
-    for customer_id, name, phone, unhappy, _happy in rows:
+    for customer_id, name, phone, unhappy, _happy, zone in rows:
         kind = "apology" if unhappy else "follow_us"
         template = campaign.followup.get(f"{kind}_template")
         if not template:
             continue
         key = f"campaign_followup:{campaign.name}:{kind}:{customer_id}:sms"
         cand = Candidate(key=key, message_type="campaign_followup", channel="sms", customer_id=customer_id,
-                         recipient=phone, earliest=earliest, campaign=campaign.name)
+                         recipient=phone, earliest=datetime.combine(day, campaign.send_time, ZoneInfo(zone or tz)),
+                         timezone=zone or tz, campaign=campaign.name)
         proposals.append(Proposal(cand, template, {"name": name or "亲", "coupon": campaign.followup.get("coupon", "")}))
     return proposals
 
@@ -244,6 +287,15 @@ def report(conn, campaign: Campaign) -> dict:
     end = send + timedelta(days=campaign.measure_days)
     rows = conn.execute(
         """
+        with people as (  -- one row per person as they are now (held out wins, as when planning)
+            select coalesce(al.customer_id, ca.customer_id) as customer_id,
+                   case when bool_or(ca.assigned_group = 'holdout') then 'holdout' else 'treatment' end
+                       as assigned_group
+            from outreach.campaign_assignments ca
+            left join outreach.customer_aliases() al on al.alias_id = ca.customer_id
+            where ca.campaign = %(c)s
+            group by 1
+        )
         select a.assigned_group,
                count(*) as customers,
                count(*) filter (where exists (
@@ -252,10 +304,9 @@ def report(conn, campaign: Campaign) -> dict:
                count(*) filter (where (
                    select count(*) from marts.fct_orders o where o.customer_id = a.customer_id and o.is_paid
                    and o.paid_date >= %(send)s and o.paid_date < %(end)s) >= 2) as repurchased,
-               coalesce(sum((select sum(o.amount_cny) from marts.fct_orders o where o.customer_id = a.customer_id
+               coalesce(sum((select sum(o.net_amount_cny) from marts.fct_orders o where o.customer_id = a.customer_id
                    and o.is_paid and o.paid_date >= %(send)s and o.paid_date < %(end)s)), 0) as revenue
-        from outreach.campaign_assignments a
-        where a.campaign = %(c)s
+        from people a
         group by a.assigned_group
         """,
         {"c": campaign.name, "send": send, "end": end},

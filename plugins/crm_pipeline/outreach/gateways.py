@@ -242,6 +242,30 @@ class SendGridMail(Gateway):
         raise Rejected(f"sendgrid: HTTP {response.status_code}: {response.text[:200]}")
 
 
+    def reconcile(self, batch_id: str, messages: list[OutMessage], sent_day: datetime) -> dict[str, bool | None]:
+        """With ``activity_endpoint`` configured (SendGrid's Email Activity API, a paid add-on):
+        ask for the batch's messages by their custom args; a key found was accepted, a key not
+        found in an answer that lists the batch was not. Without it SendGrid cannot be asked:
+        the rows stay ``unknown`` (never re-sent blindly) for someone to look up. UNCONFIRMED:
+        the query syntax (``unique_args['batch']="..."``) and the response's ``messages`` list."""
+        endpoint = self.config.get("activity_endpoint")
+        if not endpoint:
+            return {m.key: None for m in messages}
+        import requests
+
+        try:
+            response = self.session.get(
+                endpoint, params={"query": f'unique_args[\'batch\']="{batch_id}"', "limit": 1000},
+                headers={"Authorization": f"Bearer {self.config['credentials']['api_key']}"}, timeout=self.timeout)
+            found = {(m.get("unique_args") or {}).get("idempotency_key") for m in response.json()["messages"]} \
+                if response.status_code == 200 else None
+        except (requests.RequestException, ValueError, KeyError, TypeError):
+            found = None
+        if found is None:
+            return {m.key: None for m in messages}
+        return {m.key: m.key in found for m in messages}
+
+
 class SignedWebhook(Gateway):
     """POST JSON ``{"messages": [...]}`` signed with HMAC-SHA256 (X-CRM-Signature).
 
@@ -285,6 +309,8 @@ def load_gateway_config(path: Path) -> dict[str, Any]:
     data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     for channel, cfg in (data.get("channels") or {}).items():
         cfg["endpoint"] = expand_vars(str(cfg.get("endpoint", "")))
+        if cfg.get("activity_endpoint"):
+            cfg["activity_endpoint"] = expand_vars(str(cfg["activity_endpoint"]))
         creds = {}
         for name, ref in (cfg.get("credentials") or {}).items():
             value = resolve_credential(str(ref), cfg.get("provider", channel), channel, name)

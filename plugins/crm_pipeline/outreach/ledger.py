@@ -11,6 +11,7 @@ transaction.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -36,9 +37,15 @@ class PlanStats:
     already_planned: int = 0
     planned: int = 0
     suppressed: dict = field(default_factory=dict)
+    groups: dict = field(default_factory=dict)  # group (e.g. trigger kind) -> PlanStats of its proposals
 
     def add_suppression(self, rule: str) -> None:
         self.suppressed[rule] = self.suppressed.get(rule, 0) + 1
+
+    def group(self, name: str | None) -> PlanStats | None:
+        if name is None:
+            return None
+        return self.groups.setdefault(name, PlanStats())
 
     def as_dict(self) -> dict:
         return {"proposed": self.proposed, "already_planned": self.already_planned, "planned": self.planned,
@@ -46,17 +53,34 @@ class PlanStats:
 
 
 def load_optouts(conn) -> list[OptOut]:
-    return [OptOut(r[0], r[1], r[2]) for r in conn.execute("select channel, customer_id, contact from outreach.optouts")]
+    """Every opt-out resolved to the customers it is about now (migration 008): by the
+    contact it was given for, and by the ids, phones and e-mails of whoever holds it."""
+    return [OptOut(r[0], r[1], r[2]) for r in conn.execute(
+        "select distinct channel, customer_id, contact from outreach.optout_blocks()")]
 
 
 def load_history(conn, around: datetime, days: float) -> list[Contact]:
+    """Marketing planned or sent around ``around``, counted for the person (R14): under the
+    id it was sent under, the ids that person has now (a merge or split since), and the
+    address it went to (``to:<recipient>``, whoever holds it)."""
     rows = conn.execute(
-        "select customer_id, channel, message_class, send_after from outreach.message_ledger"
-        " where message_class = 'marketing' and status in ('pending', 'sending', 'accepted', 'unknown')"
-        " and send_after between %s and %s",
+        """
+        with sent as (
+            select idempotency_key, customer_id, recipient, channel, message_class, send_after
+            from outreach.message_ledger
+            where message_class = 'marketing' and status in ('pending', 'sending', 'accepted', 'unknown')
+              and send_after between %s and %s
+        )
+        select s.customer_id, s.channel, s.message_class, s.send_after, s.idempotency_key from sent s
+        union all
+        select a.customer_id, s.channel, s.message_class, s.send_after, s.idempotency_key
+        from sent s join outreach.customer_aliases() a on a.alias_id = s.customer_id and a.customer_id <> s.customer_id
+        union all
+        select 'to:' || s.recipient, s.channel, s.message_class, s.send_after, s.idempotency_key from sent s
+        """,
         (around - timedelta(days=days + 2), around + timedelta(days=days + 2)),
     ).fetchall()
-    return [Contact(r[0], r[1], r[2], r[3]) for r in rows]
+    return [Contact(*r) for r in rows]
 
 
 def record_policy_facts(conn, as_of: date, policy: Policy) -> None:
@@ -90,54 +114,87 @@ def insert_suppressions(conn, rows: list[tuple]) -> None:
                 " on conflict (idempotency_key, rule) do nothing", rows)
 
 
+def decide_proposals(conn, proposals: list[Proposal], policy: Policy, now: datetime) -> list:
+    """The contact policy's decisions for proposals, with what it needs from the warehouse:
+    opt-outs resolved to the people they are about, each person's recent marketing, and
+    the marketing consent the shop needs (consent.py). Decides; writes nothing."""
+    from crm_pipeline.outreach.consent import annotate
+
+    days = max([policy.overall_cap.days] + [c.days for c in policy.channel_caps.values()])
+    marketing = {p.candidate.key for p in proposals
+                 if policy.rule(p.candidate.message_type).message_class == "marketing"}
+    candidates = annotate(conn, [(p.candidate, p.order_key) for p in proposals], marketing)
+    return decide(candidates, policy, now, load_optouts(conn), load_history(conn, now, days))
+
+
 def plan(conn, proposals: list[Proposal], policy: Policy, now: datetime, as_of: date, templates_dir: Path,
-         shop_name: str = "") -> PlanStats:
-    """Plan proposals into the ledger (caller commits). Idempotent per key."""
+         shop_name: str = "", group_of: Callable[[Proposal], str] | None = None) -> PlanStats:
+    """Plan proposals into the ledger (caller commits). Idempotent per key.
+
+    The proposals are decided together, so the policy's one-message-a-day priority applies
+    across them (a care note outranks the coupon due the same day, R12): plan every trigger
+    of a night in one call. ``group_of`` names a proposal's group for per-group counts
+    (``stats.groups``)."""
     stats = PlanStats(proposed=len(proposals))
     if not proposals:
         return stats
+    group = (lambda p: stats.group(group_of(p))) if group_of else (lambda p: None)
+    for p in proposals:
+        if (g := group(p)) is not None:
+            g.proposed += 1
     record_policy_facts(conn, as_of, policy)
     existing = decided_keys(conn, [p.candidate.key for p in proposals], as_of)
-    fresh = [p for p in proposals if p.candidate.key not in existing]
+    fresh, seen = [], set(existing)
+    for p in proposals:  # a key proposed twice (two send days of a catch-up) is decided once
+        if p.candidate.key not in seen:
+            seen.add(p.candidate.key)
+            fresh.append(p)
     stats.already_planned = len(proposals) - len(fresh)
+    for p in proposals:
+        if p.candidate.key in existing and (g := group(p)) is not None:
+            g.already_planned += 1
     if not fresh:
         return stats
-    days = max([policy.overall_cap.days] + [c.days for c in policy.channel_caps.values()])
-    decisions = decide([p.candidate for p in fresh], policy, now, load_optouts(conn), load_history(conn, now, days))
+    decisions = decide_proposals(conn, fresh, policy, now)
     by_key = {p.candidate.key: p for p in fresh}
     ledger_rows, suppression_rows = [], []
+
+    def suppress(p: Proposal, rule: str, detail: str) -> None:
+        c = p.candidate
+        suppression_rows.append((c.key, as_of, c.message_type, c.channel, c.customer_id, c.campaign, rule, detail))
+        stats.add_suppression(rule)
+        if (g := group(p)) is not None:
+            g.add_suppression(rule)
+
     for d in decisions:
         p = by_key[d.candidate.key]
         c = d.candidate
         rule = policy.rule(c.message_type)
         if not d.sent:
-            suppression_rows.append((c.key, as_of, c.message_type, c.channel, c.customer_id, c.campaign, d.rule, d.detail))
-            stats.add_suppression(d.rule)
+            suppress(p, d.rule, d.detail)
             continue
         params = {"shop_name": shop_name, **p.params}
         try:
             rendered = render(templates_dir, template_name(p.template, c.channel), params)
         except MissingPlaceholder as exc:
-            suppression_rows.append((c.key, as_of, c.message_type, c.channel, c.customer_id, c.campaign,
-                                     "missing_placeholder", str(exc)))
-            stats.add_suppression("missing_placeholder")
+            suppress(p, "missing_placeholder", str(exc))
             continue
         except TemplateError as exc:
-            suppression_rows.append((c.key, as_of, c.message_type, c.channel, c.customer_id, c.campaign,
-                                     "no_template", str(exc)))
-            stats.add_suppression("no_template")
+            suppress(p, "no_template", str(exc))
             continue
+        if (g := group(p)) is not None:
+            g.planned += 1
         expires = c.earliest + timedelta(hours=rule.valid_hours)
         body = rendered.body if rendered.subject is None else f"{rendered.subject}\n{rendered.body}"
         ledger_rows.append((c.key, c.message_type, rule.message_class, c.channel, c.customer_id, c.recipient,
                             p.template, json.dumps(params, ensure_ascii=False, default=str), body, c.campaign,
-                            p.order_key, as_of, d.send_after, expires))
+                            p.order_key, as_of, d.send_after, expires, c.timezone or policy.timezone))
     if ledger_rows:
         with conn.cursor() as cur:
             cur.executemany(
                 "insert into outreach.message_ledger (idempotency_key, message_type, message_class, channel,"
                 " customer_id, recipient, template, params, body, campaign, order_key, as_of_date, send_after,"
-                " expires_at) values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+                " expires_at, timezone) values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
                 " on conflict (idempotency_key) do nothing",
                 ledger_rows,
             )

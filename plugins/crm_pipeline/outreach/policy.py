@@ -5,19 +5,23 @@ feeds them candidates plus history read from the warehouse; the tests feed
 them tables and random histories (hypothesis).
 
 Order of rules for each candidate message:
-  1. opted_out          an opt-out matches customer or contact on this channel (R13)
+  1. opted_out          an opt-out matches customer or contact on this channel (R13),
+                        or the buyer withdrew marketing consent on the platform
+     no_consent         marketing where the shop needs an opt-in and the buyer gave none
   2. no_contact         no phone / e-mail for the channel
-  3. quiet_hours        planned time falls in quiet hours: deferred to the end
-                        of quiet hours, or dropped when the type says so (R5)
+  3. quiet_hours        planned time falls in quiet hours in the recipient's own
+                        time zone: deferred to the end of quiet hours, or dropped
+                        when the type says so (R5)
   4. expired            the (deferred) send time is past the message's window
   5. lower_priority     another marketing message for the same customer and
-                        day has higher priority (one a day, the best one)
+                        day (their local day) has higher priority (one a day, the best one)
   6. frequency_cap      marketing cap per channel and overall (R14)
 Transactional messages skip 5 and 6 (and 1 if the policy allows it).
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, time, timedelta
@@ -31,6 +35,9 @@ class TypeRule:
     priority: int  # lower number wins
     quiet_hours: str = "defer"  # defer | drop
     valid_hours: float = 48.0
+    # sent only while the shop's orders were read within this many minutes: a message about an
+    # order's state (unpaid, shipped) is re-checked against facts at most this old (push.py)
+    fresh_orders_minutes: int | None = None
 
 
 @dataclass(frozen=True)
@@ -68,6 +75,8 @@ class Candidate:
     earliest: datetime  # aware; the trigger's own time (e.g. order + delay)
     timezone: str | None = None  # customer's zone (default: policy zone)
     campaign: str | None = None
+    consent_required: bool = False  # the shop's marketing needs the buyer's opt-in (consent.py)
+    consent: str | None = None  # the buyer's latest consent on this channel: granted | withdrawn | None
 
 
 @dataclass(frozen=True)
@@ -90,6 +99,7 @@ class Contact:
     channel: str
     message_class: str
     at: datetime
+    key: str | None = None  # the message's idempotency key: one message counts once, whoever it is filed under
 
 
 @dataclass(frozen=True)
@@ -117,6 +127,8 @@ def load_policy(path: Path) -> Policy:
             priority=int(t.get("priority", 50)),
             quiet_hours=str(t.get("quiet_hours", "defer")),
             valid_hours=float(t.get("valid_hours", 48)),
+            fresh_orders_minutes=(int(t["fresh_orders_minutes"]) if t.get("fresh_orders_minutes") is not None
+                                  else None),
         )
         for name, t in (data.get("message_types") or {}).items()
     }
@@ -159,12 +171,14 @@ def end_of_quiet_hours(moment: datetime, policy: Policy, tz: str | None = None) 
 
 
 def is_opted_out(c: Candidate, optouts: Iterable[OptOut]) -> bool:
+    hashed = "sha256:" + hashlib.sha256(c.recipient.encode("utf-8")).hexdigest() if c.recipient else None
     for o in optouts:
         if o.channel not in (c.channel, "all"):
             continue
         if o.customer_id is not None and o.customer_id == c.customer_id:
             return True
-        if o.contact is not None and c.recipient is not None and o.contact == c.recipient:
+        # a contact as given, or as kept after the person was erased (a hash: crm erase)
+        if o.contact is not None and c.recipient is not None and o.contact in (c.recipient, hashed):
             return True
     return False
 
@@ -186,6 +200,13 @@ def decide(candidates: list[Candidate], policy: Policy, now: datetime, optouts: 
         if is_opted_out(c, optouts) and (rule.message_class == "marketing" or policy.transactional_respects_optout):
             decisions[c.key] = Decision(c, None, "opted_out", f"{c.channel} opt-out on record")
             continue
+        if rule.message_class == "marketing" and c.consent == "withdrawn":  # a withdrawal is an opt-out
+            decisions[c.key] = Decision(c, None, "opted_out", f"withdrew {c.channel} marketing consent on the platform")
+            continue
+        if rule.message_class == "marketing" and c.consent_required and c.consent != "granted":
+            decisions[c.key] = Decision(c, None, "no_consent",
+                                        f"the shop needs the buyer's opt-in for {c.channel} marketing; none on record")
+            continue
         if not c.recipient:
             decisions[c.key] = Decision(c, None, "no_contact", f"no {c.channel} address for the customer")
             continue
@@ -201,7 +222,7 @@ def decide(candidates: list[Candidate], policy: Policy, now: datetime, optouts: 
             continue
         timed.append((c, at, rule))
 
-    # one marketing message per customer and day: the highest priority (then key) wins
+    # one marketing message per customer and day (their day): the highest priority (then key) wins
     best: dict[tuple, tuple] = {}
     for c, at, rule in timed:
         if rule.message_class != "marketing":
@@ -209,10 +230,14 @@ def decide(candidates: list[Candidate], policy: Policy, now: datetime, optouts: 
         slot = (c.customer_id, _local_day(at, c.timezone or policy.timezone))
         rank = (rule.priority, c.key)
         if slot not in best or rank < best[slot][0]:
-            best[slot] = (rank, c.key)
+            best[slot] = (rank, c.key, c.message_type)
     winners = {v[1] for v in best.values()}
+    winner_of = {c.key: best[(c.customer_id, _local_day(at, c.timezone or policy.timezone))][2]
+                 for c, at, rule in timed if rule.message_class == "marketing"}
 
-    # marketing contacts per customer (a cap only ever looks at one customer's history)
+    # marketing contacts per person: under their customer id, and under the address a
+    # message went to ("to:<recipient>"), so a message sent under an id the customer no
+    # longer has, or to their phone under someone else's id, still counts (R14)
     sent_marketing: dict[str, list[Contact]] = {}
     for h in history:
         if h.message_class == "marketing":
@@ -221,14 +246,19 @@ def decide(candidates: list[Candidate], policy: Policy, now: datetime, optouts: 
         if rule.message_class == "marketing":
             if c.key not in winners:
                 decisions[c.key] = Decision(c, None, "lower_priority",
-                                            "another marketing message for this customer that day ranks higher")
+                                            f"{winner_of[c.key]} ranks higher for this customer that day "
+                                            f"(one marketing message a day)")
                 continue
             mine = sent_marketing.setdefault(c.customer_id, [])
-            reason = _cap_reason(c, at, policy, mine)
+            to = sent_marketing.setdefault(f"to:{c.recipient}", [])
+            seen = {h.key for h in mine if h.key}
+            reason = _cap_reason(c, at, policy, mine + [h for h in to if not h.key or h.key not in seen])
             if reason:
                 decisions[c.key] = Decision(c, None, "frequency_cap", reason)
                 continue
-            mine.append(Contact(c.customer_id, c.channel, "marketing", at))
+            contact = Contact(c.customer_id, c.channel, "marketing", at, c.key)
+            mine.append(contact)
+            to.append(contact)
         decisions[c.key] = Decision(c, at)
     return [decisions[c.key] for c in sorted(candidates, key=lambda c: c.key) if c.key in decisions]
 

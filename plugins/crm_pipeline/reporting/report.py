@@ -15,13 +15,13 @@ from crm_pipeline.extract.freshness import recorded_stale
 from crm_pipeline.extract.shops import status
 from crm_pipeline.load.quarantine import summarize
 from crm_pipeline.reporting import charts as ch
+from crm_pipeline.reporting.clv_section import gather_clv, render_clv
 from crm_pipeline.settings import get_settings
 
 COHORT_MONTHS = 6  # months after the first order the report's cohort table shows
 
 STAGE_ORDER = ["prospect", "new", "returning", "loyal", "win_back", "at_risk", "churned"]
-STAGE_ZH = {"prospect": "潜在 prospect", "new": "新客 new", "returning": "回头客 returning", "loyal": "忠诚 loyal",
-            "win_back": "召回 win-back", "at_risk": "流失预警 at risk", "churned": "已流失 churned"}
+CHECKPOINTS_ZH = {"raw_landing": "落地数据检查", "outbound": "外发前检查"}
 
 
 def _q(conn, sql: str, *args):
@@ -41,7 +41,7 @@ def gather(conn, as_of: date) -> dict:
                                         " returning_customers from marts.kpi_daily where kpi_date = %s", as_of)
                                or [(0, 0, 0, 0, 0)])[0], strict=True))
     d["platform_daily"] = _q(conn, """
-        select date_trunc('week', paid_date)::date as wk, platform, count(*), sum(amount_cny)
+        select date_trunc('week', paid_date)::date as wk, platform, count(*), sum(net_amount_cny)
         from marts.fct_orders where is_paid and paid_date between %s and %s group by 1, 2 order by 1, 2""",
                              start, as_of)
     d["platform_totals"] = _q(conn, """
@@ -104,7 +104,20 @@ def gather(conn, as_of: date) -> dict:
                    "yes" if r.current else "NO"] for r in status(conn, as_of)]
     # by kind of reason (the offending value cut off and redacted: reasons quote it)
     d["quarantine"] = [[g.platform, g.shop_id, g.kind, g.records, g.open] for g in summarize(conn)[:10]]
+    # the first night has no earlier day to compare segments and tiers with
+    d["first_run"] = not _q(conn, "select 1 from ops.run_log where as_of_date < %s limit 1", as_of)
+    d["agent_names"] = _agent_names()
+    d["clv"] = gather_clv(conn, as_of)  # issue 33: backtest and fits (reporting/clv_section.py)
     return d
+
+
+def _agent_names() -> dict[str, str]:
+    from crm_pipeline.outreach.calls import load_call_config
+
+    try:
+        return {a[0]: a[1] for a in load_call_config(get_settings().config_dir / "agents.yml").agents}
+    except (OSError, ValueError):
+        return {}
 
 
 def _campaign_results(conn) -> list[dict]:
@@ -119,42 +132,82 @@ def _campaign_results(conn) -> list[dict]:
     return out
 
 
+def _campaign_row(c: dict, as_of: date, pct) -> list:
+    """One campaign's line: "too early" until it was sent and its measuring window is over."""
+    name = ch.Term(c["campaign"], c.get("goal") or "")
+    if "error" in c:
+        return [name, "配置错误", c["error"], "", "", ""]
+    t, h = c["treatment"], c["holdout"]
+    start, end = (date.fromisoformat(x) for x in c["window"])
+    groups = f"{t['customers']} / {h['customers']}"
+    cr, lift = c["conversion_rate"], c["conversion_lift"]
+    if not t["customers"] or not h["customers"] or as_of < start:
+        return [name, groups, "", "", ch.Term("太早，尚未发送", "too early: not sent yet"), ""]
+    rates = [pct(cr["treatment"]), pct(cr["holdout"])]
+    if as_of < end:
+        return [name, groups, *rates, ch.Term(f"太早，观察期到 {end.isoformat()}", "too early: still measuring"), ""]
+    return [name, groups, *rates, f"{lift['estimate'] * 100:+.1f} 个百分点",
+            f"[{lift['ci95'][0] * 100:+.1f}, {lift['ci95'][1] * 100:+.1f}]"]
+
+
 def render(d: dict, campaigns: list[dict]) -> str:
+    """The page: Chinese words throughout; an English key shows in the tooltip where a table keeps one."""
+    from crm_pipeline import labels as lb
+
+    T = ch.Term
     pct = lambda v: f"{float(v or 0) * 100:.1f}%"  # noqa: E731
+    as_of = date.fromisoformat(d["as_of"])
+    list_day = (as_of + timedelta(days=1)).isoformat()
+    first = d.get("first_run", False)
     h, y = d["headline"], d["yesterday"]
-    kpis = [("顾客 customers", h["customers"]), ("付费顾客 paying", h["paying_customers"]),
-            ("累计净收入 net revenue ¥", float(h["revenue_cny"])), ("昨日订单 orders", y["orders_created"]),
-            ("昨日付款 paid", y["orders_paid"]), ("昨日收入 revenue ¥", float(y["revenue_cny"] or 0)),
-            ("昨日新客 new", y["new_customers"]), ("昨日回头客 returning", y["returning_customers"])]
+    kpis = [("顾客", h["customers"]), ("付费顾客", h["paying_customers"]),
+            ("累计净收入 ¥", float(h["revenue_cny"])), ("当日订单", y["orders_created"]),
+            ("当日付款", y["orders_paid"]), ("当日收入 ¥", float(y["revenue_cny"] or 0)),
+            ("当日新客", y["new_customers"]), ("当日回头客", y["returning_customers"])]
     kpi_html = "".join(f"<div class='kpi'><b>{ch._fmt(float(v))}</b><span>{escape(k)}</span></div>" for k, v in kpis)
 
     weeks = sorted({r[0] for r in d["platform_daily"]})
     platforms = sorted({r[1] for r in d["platform_daily"]})
-    rev = {p: [float(next((r[3] for r in d["platform_daily"] if r[0] == w and r[1] == p), 0)) for w in weeks]
-           for p in platforms}
+    rev = {T(lb.PLATFORMS.get(p, p), p): [float(next((r[3] for r in d["platform_daily"] if r[0] == w and r[1] == p), 0))
+                                        for w in weeks] for p in platforms}
     platform_chart = ch.stacked_columns([w.strftime("%m-%d") for w in weeks], rev)
-    platform_table = ch.table(["platform", "paid orders", "revenue ¥", "margin ¥"],
-                              [[p, int(o), float(r), float(m)] for p, o, r, m in d["platform_totals"]])
-    nvr = ch.lines({"new 新客": [(w, float(n)) for w, n, _ in d["new_vs_returning"]],
-                    "returning 回头客": [(w, float(r)) for w, _, r in d["new_vs_returning"]]})
-    rfm = ch.hbar([(s or "unscored", float(n)) for s, n, _ in d["rfm"]])
-    moves = ch.table(["from", "to", "customers"], [[a, b, int(n)] for a, b, n in d["rfm_moves"]], numeric_from=2)
-    funnel = ch.funnel([(STAGE_ZH[s], float(d["stages"].get(s, 0))) for s in STAGE_ORDER])
-    transitions = ch.table(["transition (30 days)", "customers"], [[t, int(n)] for t, n in d["transitions"]])
+    platform_table = ch.table(["平台", "付款订单", "收入 ¥", "毛利 ¥"],
+                              [[T(lb.PLATFORMS.get(p, p), p), int(o), float(r), float(m)]
+                               for p, o, r, m in d["platform_totals"]])
+    nvr = ch.lines({T("新客", "new"): [(w, float(n)) for w, n, _ in d["new_vs_returning"]],
+                    T("回头客", "returning"): [(w, float(r)) for w, _, r in d["new_vs_returning"]]})
+    rfm = ch.hbar([(T(lb.zh(lb.RFM_SEGMENTS, s), s or "unscored"), float(n)) for s, n, _ in d["rfm"]])
+    if first:
+        moves = "<p class='muted'>第一次运行：还没有前一天可比较，明天起显示分群变化。</p>"
+    else:
+        moves = ch.table(["原分群", "新分群", "客户数"],
+                         [[T(lb.zh(lb.RFM_SEGMENTS, a, "（新客户）") if a != "none" else "（新客户）", a),
+                           T(lb.zh(lb.RFM_SEGMENTS, b), b), int(n)] for a, b, n in d["rfm_moves"]], numeric_from=2)
+    funnel = ch.funnel([(T(lb.LIFECYCLE_STAGES[s], s), float(d["stages"].get(s, 0))) for s in STAGE_ORDER])
+
+    def transition(t: str):
+        a, _, b = t.partition("->")
+        return T(f"{lb.LIFECYCLE_STAGES.get(a, '（首次）') if a != 'none' else '（首次）'} → "
+                 f"{lb.LIFECYCLE_STAGES.get(b, b)}", t)
+
+    transitions = ch.table(["阶段变化（近30天）", "客户数"], [[transition(t), int(n)] for t, n in d["transitions"]])
     trend = {}
     for day, stage, n in d["stage_trend"]:
         trend.setdefault(stage, []).append((day.strftime("%y-%m-%d"), float(n)))
-    trend_chart = ch.lines({s: trend[s] for s in STAGE_ORDER if s in trend})
+    trend_chart = ch.lines({T(lb.LIFECYCLE_STAGES[s], s): trend[s] for s in STAGE_ORDER if s in trend})
     pareto_pts = d["pareto"]
     sample = pareto_pts[:: max(1, len(pareto_pts) // 60)] + pareto_pts[-1:] if pareto_pts else []
-    pareto_chart = ch.lines({"cumulative revenue share": [(f"{float(c) * 100:.0f}%", float(r) * 100) for c, r in sample]},
-                            y_fmt=lambda v: f"{v:.0f}%")
+    pareto_chart = ch.lines({T("累计收入占比", "cumulative revenue share"):
+                             [(f"{float(c) * 100:.0f}%", float(r) * 100) for c, r in sample]},
+                            y_fmt=lambda v: f"{v:g}%")
     top20, share80, payers = d["pareto_summary"]
-    tiers = ch.table(["tier", "customers", "threshold ¥ (12m spend)"],
-                     [[t, int(n), float(th)] for t, n, th in d["tiers"]])
-    tier_changes = ", ".join(f"{c}: {n}" for c, n in d["tier_changes"]) or "none"
-    yearly = ch.table(["year", "customers", "new", "returning share", "repeat rate", "churned", "net growth",
-                       "win-back rate", "revenue ¥"],
+    tiers = ch.table(["会员等级", "客户数", "门槛 ¥（12个月消费）"],
+                     [[T(lb.zh(lb.TIERS, t), t), int(n), float(th)] for t, n, th in d["tiers"]])
+    if first:
+        tier_changes = "第一次运行：还没有前一天可比较，明天起显示升级和降级。"
+    else:
+        tier_changes = "，".join(f"{lb.TIER_CHANGES.get(c, c)} {n}" for c, n in d["tier_changes"]) or "没有"
+    yearly = ch.table(["年份", "客户数", "新客", "回头客占比", "复购率", "流失客户", "净增客户", "召回率", "收入 ¥"],
                       [[int(r[0]), int(r[1]), int(r[2]), pct(r[3]), pct(r[4]), int(r[5]), int(r[6]), pct(r[7]),
                         float(r[8])] for r in d["yearly"]])
     cohort_rows: dict[str, list] = {}
@@ -162,75 +215,77 @@ def render(d: dict, campaigns: list[dict]) -> str:
         row = cohort_rows.setdefault(month[:7], [month[:7], size] + [""] * COHORT_MONTHS)
         if k > 0:
             row[1 + k] = pct(active / size)
-    cohorts = ch.table(["first paid in", "customers"] + [f"+{k} mo" for k in range(1, COHORT_MONTHS + 1)],
+    cohorts = ch.table(["首次付款月份", "客户数"] + [f"+{k} 月" for k in range(1, COHORT_MONTHS + 1)],
                        list(cohort_rows.values()))
-    calls = ch.table(["agent", "reason", "calls"], [[a, r, int(n)] for a, r, n in d["calls"]], numeric_from=2)
+    agents = d.get("agent_names") or {}
+    calls = ch.table(["坐席", "回访原因", "通数"],
+                     [[T(agents.get(a, a), a), T(lb.CALL_REASONS.get(r, r), r), int(n)] for a, r, n in d["calls"]],
+                     numeric_from=2)
     co = d["call_outcomes"][0] if d["call_outcomes"] else (0, 0, 0, 0)
-    messages = ch.table(["type", "status", "messages"], [[t, s, int(n)] for t, s, n in d["messages"]], numeric_from=2)
-    supp = ch.hbar([(r, float(n)) for r, n in d["suppressions"]], color=ch.PALETTE[3])
-    camp_rows = []
-    for c in campaigns:
-        if "error" in c:
-            camp_rows.append([c["campaign"], "error", c["error"], "", "", ""])
-            continue
-        cr = c["conversion_rate"]
-        lift = c["conversion_lift"]
-        camp_rows.append([c["campaign"], f"{c['treatment']['customers']} / {c['holdout']['customers']}",
-                          pct(cr["treatment"]), pct(cr["holdout"]),
-                          f"{lift['estimate'] * 100:+.1f} pts", f"[{lift['ci95'][0] * 100:+.1f}, {lift['ci95'][1] * 100:+.1f}]"])
-    camp = ch.table(["campaign", "treated / hold-out", "conversion treated", "conversion hold-out", "lift",
-                     "95% CI"], camp_rows)
+    messages = ch.table(["消息类型", "状态", "条数"],
+                        [[T(lb.MESSAGE_TYPES.get(t, t), t), T(lb.LEDGER_STATUS.get(s, s), s), int(n)]
+                         for t, s, n in d["messages"]], numeric_from=2)
+    supp = ch.hbar([(T(lb.SUPPRESSION_RULES.get(r, r), r), float(n)) for r, n in d["suppressions"]],
+                   color=ch.PALETTE[3])
+    camp = ch.table(["活动", "干预 / 对照 人数", "干预组转化率", "对照组转化率", "转化提升", "95% 区间"],
+                    [_campaign_row(c, as_of, pct) for c in campaigns])
     q_rows = []
     for step, facts in d["quality"]:
         facts = facts if isinstance(facts, dict) else json.loads(facts)
-        status = "<span class='ok'>pass</span>" if not facts.get("critical") else "<span class='bad'>FAIL</span>"
-        q_rows.append(f"<tr><td>{escape(step)}</td><td>{status}</td><td class='num'>{facts.get('evaluated')}</td>"
+        status = "<span class='ok'>通过</span>" if not facts.get("critical") else "<span class='bad'>未通过</span>"
+        name = step.split(":", 1)[-1]
+        q_rows.append(f"<tr><td title='{escape(step)}'>{escape(CHECKPOINTS_ZH.get(name, name))}</td><td>{status}</td>"
+                      f"<td class='num'>{facts.get('evaluated')}</td>"
                       f"<td class='num'>{len(facts.get('critical') or [])}</td>"
                       f"<td class='num'>{len(facts.get('warnings') or [])}</td></tr>")
-    q_table = ("<table><thead><tr><th>checkpoint</th><th>result</th><th>checks</th><th>critical</th><th>warnings</th>"
-               "</tr></thead><tbody>" + "".join(q_rows) + "</tbody></table>") if q_rows else "<p class='muted'>no checks recorded</p>"
+    q_table = ("<table><thead><tr><th>检查点</th><th>结果</th><th>检查项</th><th>严重</th><th>警告</th>"
+               "</tr></thead><tbody>" + "".join(q_rows) + "</tbody></table>") if q_rows else "<p class='muted'>没有检查记录</p>"
     ex_rows = []
     for step, facts in d["extract"]:
         facts = facts if isinstance(facts, dict) else json.loads(facts)
-        ex_rows.append([step.split(":", 1)[1], int(facts.get("received", 0)), int(facts.get("landed", 0)),
+        ex_rows.append([step.split(":")[1], int(facts.get("received", 0)), int(facts.get("landed", 0)),
                         int(facts.get("quarantined", 0))])
-    ex_table = ch.table(["shop", "received", "landed", "quarantined"], ex_rows)
-    shops_table = ch.table(["shop", "platform", "read up to", f"covers {d['as_of']}"], d["shops"])
-    quarantine = ch.table(["platform", "shop", "reason", "records", "open"],
-                          [[p, s, k, int(n), int(o)] for p, s, k, n, o in d["quarantine"]], numeric_from=3)
+    ex_table = ch.table(["店铺", "收到", "落地", "隔离"], ex_rows)
+    shops_table = ch.table(["店铺", "平台", "已读到", f"覆盖 {d['as_of']}"],
+                           [[s, T(lb.PLATFORMS.get(p, p), p), r, "是" if c == "yes" else "否"] for s, p, r, c in d["shops"]])
+    quarantine = ch.table(["平台", "店铺", "原因", "条数", "未关闭"],
+                          [[T(lb.PLATFORMS.get(p, p), p), s, k, int(n), int(o)] for p, s, k, n, o in d["quarantine"]],
+                          numeric_from=3)
     stale = ""
     if d["stale_shops"]:
         items = "".join(f"<li>{escape(f['describe'])}</li>" for f in d["stale_shops"])
-        held = ", ".join(f"{escape(k)} {int(v)}" for k, v in d["held"].items()) or "none"
-        stale = (f"<section class='wide'><h2 class='bad'>Partial night: shops not read up to the end of the day"
-                 f"</h2><ul>{items}</ul><p>Their data is as of their last good run. Held for them (rule "
-                 f"shop_data_stale): {held}. The run ended failed; once the cause is fixed, rerun the day: "
-                 f"clear the failed extract tasks with their downstream in Airflow, or "
-                 f"<code>crm run --date {escape(d['as_of'])}</code>.</p></section>")
+        held = "，".join(f"<span title='{escape(k)}'>{escape(lb.MESSAGE_TYPES.get(k, k))}</span> {int(v)}"
+                        for k, v in d["held"].items()) or "没有"
+        stale = (f"<section class='wide'><h2 class='bad'>部分店铺没有读到当天结束</h2><ul>{items}</ul>"
+                 f"<p>这些店铺的数据停在上次成功读取时。为它们暂缓的消息：{held}。本次运行以失败结束；"
+                 f"排除原因后重跑这一天：在 Airflow 里清除失败的读取任务及其下游，或运行 "
+                 f"<code>crm run --date {escape(d['as_of'])}</code>。</p></section>")
+    first_note = ("<p>第一次运行：分群变化和会员升降级从下一次运行起才有可比较的前一天。</p>" if first else "")
     return f"""<!doctype html><html lang="zh-CN"><head><meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1"><title>CRM daily report {d['as_of']}</title>
+<meta name="viewport" content="width=device-width, initial-scale=1"><title>CRM 日报 {d['as_of']}</title>
 <style>{ch.CSS}</style></head><body>
-<header><h1>CRM 日报 · Daily report — {d['as_of']}</h1><p>Business day closed overnight; lists are for {escape(str(date.fromisoformat(d['as_of']) + timedelta(days=1)))}.</p></header>
+<header><h1>CRM 日报 — {d['as_of']}</h1><p>营业日 {d['as_of']} 已结束；回访和消息名单用于 {list_day}。
+鼠标停在名称上可看到它在数据表里的英文名。</p>{first_note}</header>
 <main>
-{stale}<section class="wide"><h2>Headline</h2><div class="kpis">{kpi_html}</div></section>
-<section><h2>Revenue by platform, weekly (¥, last 90 days)</h2>{platform_chart}{platform_table}</section>
-<section><h2>New vs returning customers (weekly, last 90 days)</h2>{nvr}</section>
-<section><h2>RFM segments</h2>{rfm}<h2>Segment movement today</h2>{moves}</section>
-<section><h2>Lifecycle funnel (today)</h2>{funnel}{transitions}</section>
-<section class="wide"><h2>Lifecycle stages over the last year (Mondays)</h2>{trend_chart}</section>
-<section><h2>80/20: cumulative revenue share by customer share</h2>{pareto_chart}
-<p>Top 20% of {payers} paying customers bring <b>{pct(top20)}</b> of revenue; 80% of revenue comes from
-<b>{pct(share80)}</b> of customers.</p></section>
-<section><h2>Membership tiers</h2>{tiers}<p>Tier changes today: {escape(tier_changes)}</p></section>
-<section class="wide"><h2>Shop health by year (R19)</h2>{yearly}</section>
-<section class="wide"><h2>Cohorts: share of each month's new customers buying again N months later</h2>{cohorts}
-<p class="muted">The newest month's column is partial; all cohorts and platforms: marts.kpi_cohort_retention.</p></section>
-<section><h2>Call list for {escape(str(date.fromisoformat(d['as_of']) + timedelta(days=1)))}</h2>{calls}
-<p>Outcomes, last 30 days: {co[0]} recorded · {co[1]} reached · {co[2]} resolved · {co[3]} opted out</p></section>
-<section><h2>Messages planned today</h2>{messages}<h2>Not sent, by rule</h2>{supp}</section>
-<section class="wide"><h2>Campaigns vs hold-out (R22)</h2>{camp}</section>
-<section><h2>Data quality</h2>{q_table}</section>
-<section><h2>Landing</h2>{ex_table}<h2>Shops: how far each is read (D45)</h2>{shops_table}<h2>Quarantine (top reasons; open = no valid version landed since)</h2>{quarantine}</section>
+{stale}<section class="wide"><h2>概览</h2><div class="kpis">{kpi_html}</div></section>
+<section><h2>各平台每周收入（元，近90天）</h2>{platform_chart}{platform_table}</section>
+<section><h2>新客与回头客（每周，近90天）</h2>{nvr}</section>
+<section><h2>RFM 客户分群</h2>{rfm}<h2>今日分群变化</h2>{moves}</section>
+<section><h2>生命周期漏斗（今日）</h2>{funnel}{transitions}</section>
+<section class="wide"><h2>近一年各生命周期阶段（每周一）</h2>{trend_chart}</section>
+<section><h2>二八分析：按客户占比的累计收入占比</h2>{pareto_chart}
+<p>{payers} 位付费客户中，前 20% 带来 <b>{pct(top20)}</b> 的收入；80% 的收入来自 <b>{pct(share80)}</b> 的客户。</p></section>
+<section><h2>会员等级</h2>{tiers}<p>今日升降级：{escape(tier_changes)}</p></section>
+<section class="wide"><h2>店铺经营指标（按年）</h2>{yearly}</section>
+<section class="wide"><h2>同期群：每月新客在之后第 N 个月再次购买的比例</h2>{cohorts}
+<p class="muted">最新一个月的数据还不完整；全部同期群和平台见 marts.kpi_cohort_retention。</p></section>
+<section><h2>{list_day} 回访清单</h2>{calls}
+<p>近30天回访结果：记录 {co[0]} 通 · 接通 {co[1]} · 已解决 {co[2]} · 拒绝再联系 {co[3]}</p></section>
+<section><h2>今日计划的消息</h2>{messages}<h2>未发送原因</h2>{supp}</section>
+<section class="wide"><h2>营销活动与对照组</h2>{camp}</section>
+{render_clv(d.get("clv") or {})}
+<section><h2>数据质量</h2>{q_table}</section>
+<section><h2>数据落地</h2>{ex_table}<h2>各店铺读取进度</h2>{shops_table}<h2>隔离记录（主要原因；未关闭 = 之后还没有有效版本落地）</h2>{quarantine}</section>
 </main></body></html>"""
 
 
@@ -248,19 +303,31 @@ def write_report(as_of: date, url: str | None = None, out_dir: Path | None = Non
 
 
 def publish_docs(as_of: date, url: str | None = None) -> dict[str, str]:
-    """dbt docs (a single static page) and the GX Data Docs site into <out>/docs/."""
+    """dbt docs (one self-contained page) and the GX Data Docs site into <out>/docs/, both readable offline.
+
+    dbt writes its artifacts (manifest, catalog, compiled SQL) to a work folder under
+    CRM_HOME; only the page goes to out/docs/dbt/. The GX site's CDN assets are swapped
+    for vendored copies (quality/data_docs.py)."""
     import shutil
 
+    from crm_pipeline.quality.data_docs import localize, vendor_dir
     from crm_pipeline.transform.dbt import reuse_partial_parse, run_dbt
 
     settings = get_settings()
     docs = settings.out_dir / "docs"
+    work = settings.home / "dbt_docs"
+    reuse_partial_parse(work)
+    run_dbt(["docs", "generate", "--static", "--target-path", str(work)], as_of, url, capture=True)
     target = docs / "dbt"
-    reuse_partial_parse(target)
-    run_dbt(["docs", "generate", "--static", "--target-path", str(target)], as_of, url, capture=True)
-    out = {"dbt": str(target / "static_index.html")}
+    if target.exists():  # earlier versions put the whole target folder here
+        shutil.rmtree(target)
+    target.mkdir(parents=True)
+    page = target / "static_index.html"
+    shutil.copy2(work / "static_index.html", page)
+    out = {"dbt": str(page)}
     site = settings.expectations_dir / "gx" / "uncommitted" / "data_docs" / "local_site"
     if site.exists():
         shutil.copytree(site, docs / "gx", dirs_exist_ok=True)
+        localize(docs / "gx", vendor_dir(settings.expectations_dir))
         out["gx"] = str(docs / "gx" / "index.html")
     return out

@@ -1,8 +1,9 @@
 """Render a world order, as of a moment, in each platform's wire format.
 
-Field names and enums follow ../shared/reference/platform_apis.md. Where that
-reference marks a fact UNCONFIRMED, the choice made here is named in a comment
-so it is easy to correct in one place.
+Field names and enums follow the platforms' published API documentation, as
+summarized at the top of each connector (extract/<platform>.py). Where a fact is
+unconfirmed there, the choice made here is named in a comment so it is easy to
+correct in one place.
 """
 
 from __future__ import annotations
@@ -59,6 +60,8 @@ def taobao_trade(o: Order, as_of: datetime) -> dict:
     refunded = status == "refunded"
     shipped = o.at(o.shipped, as_of)
     end = o.at(o.finished, as_of) or o.at(o.closed, as_of) or o.at(o.refunded, as_of)
+    # a returned line is a sub-order refunded in full: refund_status SUCCESS, ended early
+    returned = {line: r.at for r in o.refunds_as_of(as_of) for line in r.lines}
     trade = {
         "tid": int(o.order_id),
         "tid_str": o.order_id,
@@ -99,17 +102,21 @@ def taobao_trade(o: Order, as_of: datetime) -> dict:
                     "total_fee": _money(i.price * i.qty),
                     "payment": _money(i.price * i.qty),
                     "status": TOP_STATUS[status],
-                    "refund_status": "SUCCESS" if refunded else "NO_REFUND",
+                    "refund_status": "SUCCESS" if refunded or i.line_id in returned else "NO_REFUND",
+                    "refund_id": 900_000_000 + i.line_id if refunded or i.line_id in returned else None,
                     "logistics_company": o.carrier if shipped else None,
                     "invoice_no": o.tracking_no if shipped else None,
                     "consign_time": _top_time(shipped),
-                    "end_time": _top_time(end),
+                    "end_time": _top_time(returned.get(i.line_id) or end),
                     "buyer_rate": bool(o.buyer_rate and status == "completed"),
                 }
                 for n, i in enumerate(o.items)
             ]
         },
     }
+    for sub in trade["orders"]["order"]:
+        if sub["refund_id"] is None:
+            del sub["refund_id"]
     return {k: v for k, v in trade.items() if v is not None}
 
 
@@ -214,12 +221,13 @@ def shopify_order(o: Order, as_of: datetime) -> dict:
     status = o.status(as_of)
     p = o.person
     shipped = o.at(o.shipped, as_of)
+    partial = o.refunds_as_of(as_of)
     financial = {
         "unpaid": "pending",
         "closed": "voided",
-        "paid": "paid",
-        "shipped": "paid",
-        "completed": "paid",
+        "paid": "partially_refunded" if partial else "paid",
+        "shipped": "partially_refunded" if partial else "paid",
+        "completed": "partially_refunded" if partial else "paid",
         "refunded": "refunded",
     }[status]
     number = 1000 + o.seq
@@ -285,24 +293,55 @@ def shopify_order(o: Order, as_of: datetime) -> dict:
             }
             for i in o.items
         ],
-        "fulfillments": [
-            {
-                "id": 4_000_000 + o.seq,
-                "order_id": int(o.order_id),
-                "status": "success",
-                "tracking_company": o.carrier,
-                "tracking_number": o.tracking_no,
-                "tracking_numbers": [o.tracking_no],
-                "created_at": _iso(shipped),
-                "updated_at": _iso(shipped),
-            }
-        ]
-        if shipped
-        else [],
-        "refunds": [{"id": 3_000_000 + o.seq, "order_id": int(o.order_id), "created_at": _iso(o.refunded), "note": "退款"}]
-        if o.at(o.refunded, as_of)
-        else [],
+        "fulfillments": _shopify_fulfillments(o, as_of),
+        "refunds": _shopify_refunds(o, as_of),
     }
+
+
+def _shopify_fulfillments(o: Order, as_of: datetime) -> list[dict]:
+    """A failed or cancelled first attempt (status failure | cancelled), then the shipment."""
+    out = []
+    failed = o.at(o.failed_fulfilment, as_of)
+    if failed:
+        out.append({"id": 4_500_000 + o.seq, "order_id": int(o.order_id), "status": o.failed_fulfilment_status,
+                    "tracking_company": o.carrier, "tracking_number": f"X{o.tracking_no}",
+                    "tracking_numbers": [f"X{o.tracking_no}"], "created_at": _iso(failed), "updated_at": _iso(failed)})
+    shipped = o.at(o.shipped, as_of)
+    if shipped:
+        out.append({"id": 4_000_000 + o.seq, "order_id": int(o.order_id), "status": "success",
+                    "tracking_company": o.carrier, "tracking_number": o.tracking_no,
+                    "tracking_numbers": [o.tracking_no], "created_at": _iso(shipped), "updated_at": _iso(shipped)})
+    return out
+
+
+def _shopify_refund(o: Order, n: int, at: datetime, amount_cny: float, lines: tuple[int, ...], note: str) -> dict:
+    """One refund as the REST Order embeds it (the shape of Shopify's own example order):
+    refund_line_items for returned lines, and the money in a transaction of kind refund."""
+    rid = 3_000_000 + o.seq * 10 + n
+    items = {i.line_id: i for i in o.items}
+    return {
+        "id": rid, "order_id": int(o.order_id), "created_at": _iso(at), "processed_at": _iso(at),
+        "note": note, "restock": bool(lines),
+        "refund_line_items": [
+            {"id": rid * 10 + k, "line_item_id": line, "quantity": items[line].qty,
+             "subtotal": float(_usd(items[line].price * items[line].qty)),
+             "subtotal_set": {"shop_money": {"amount": _usd(items[line].price * items[line].qty), "currency_code": "USD"}},
+             "total_tax": 0.0}
+            for k, line in enumerate(lines)
+        ],
+        "transactions": [
+            {"id": rid * 10 + 9, "order_id": int(o.order_id), "kind": "refund", "status": "success",
+             "amount": _usd(amount_cny), "currency": "USD", "created_at": _iso(at), "processed_at": _iso(at)}
+        ],
+    }
+
+
+def _shopify_refunds(o: Order, as_of: datetime) -> list[dict]:
+    out = [_shopify_refund(o, n, r.at, r.amount, r.lines, "退货" if r.lines else "部分退款")
+           for n, r in enumerate(o.refunds_as_of(as_of))]
+    if o.at(o.refunded, as_of):
+        out.append(_shopify_refund(o, 9, o.refunded, o.total, (), "退款"))
+    return out
 
 
 # -- WooCommerce REST v3 -------------------------------------------------------------------
@@ -400,16 +439,18 @@ def woo_order(o: Order, as_of: datetime) -> dict:
             }
             for i in o.items
         ],
-        "refunds": [{"id": 60_000 + o.seq, "reason": "退款", "total": "-" + _money(o.total)}]
-        if o.at(o.refunded, as_of)
-        else [],
+        # refunds[] {id, reason, total}: the total negative, newest first (reference §2)
+        "refunds": ([{"id": 60_000 + o.seq, "reason": "退款", "total": "-" + _money(o.total)}] if o.at(o.refunded, as_of)
+                    else [])
+        + [{"id": 61_000 + o.seq * 10 + n, "reason": "退货" if r.lines else "部分退款", "total": "-" + _money(r.amount)}
+           for n, r in reversed(list(enumerate(o.refunds_as_of(as_of))))],
     }
 
 
 # -- Youzan (WeChat shops) ----------------------------------------------------------------
 # youzan.trades.sold.get 4.0.0 (reference §5). The status enum beyond TRADE_SUCCESS, the
 # refund_state / close_type codes and the line-item fields are UNCONFIRMED there; the
-# choices are named here (and read in dbt macros/platform_columns.sql) so they are
+# choices are named here (and read in dbt models/staging/youzan/stg_youzan__orders.sql) so they are
 # corrected in one place each.
 YOUZAN_STATUS = {
     "unpaid": ("WAIT_BUYER_PAY", "待付款"),
@@ -420,6 +461,11 @@ YOUZAN_STATUS = {
     "refunded": ("TRADE_CLOSE", "已关闭"),
 }
 YOUZAN_REFUND_FULL = 2  # refund_state of a fully refunded order (UNCONFIRMED; 0 = no refund, as in Y2)
+YOUZAN_REFUND_PARTIAL = 1  # refund_state with a partial refund (UNCONFIRMED)
+# Refunds done: full_order_info.refund_order[] (UNCONFIRMED placement), each with the fields of
+# Youzan's refund push message ([3P] TRADE_ORDER_REFUND: oid, refund_id, refund_state,
+# refunded_fee, refund_type, update_time); SAFE_FINISHED is a refund paid out.
+YOUZAN_REFUND_DONE = "SAFE_FINISHED"
 
 
 def _yz_keystream(shop_id: str, n: int) -> bytes:
@@ -477,6 +523,16 @@ def youzan_order(o: Order, as_of: datetime) -> dict:
         return _top_time(x) or ""
 
     end = o.at(o.closed, as_of) or o.at(o.refunded, as_of)
+    partial = o.refunds_as_of(as_of)
+    oids = {i.line_id: f"{o.order_id[1:15]}{n + 1:04d}" for n, i in enumerate(o.items)}
+    items = {i.line_id: i for i in o.items}
+    refund_order = [
+        {"oid": oids[line] if r.lines else oids[o.items[0].line_id],
+         "refund_id": f"{o.order_id[1:]}R{n}{k}", "refund_state": YOUZAN_REFUND_DONE,
+         "refunded_fee": _money(items[line].price * items[line].qty) if r.lines else _money(r.amount),
+         "refund_type": "REFUND_AND_RETURN" if r.lines else "REFUND_ONLY", "update_time": t(r.at)}
+        for n, r in enumerate(partial) for k, line in enumerate(r.lines or (None,))
+    ]
     return {
         "full_order_info": {
             "order_info": {
@@ -494,7 +550,7 @@ def youzan_order(o: Order, as_of: datetime) -> dict:
                 "pay_type": 10,
                 "pay_type_str": "WEIXIN_DAIXIAO",
                 "close_type": (2 if refunded else 1) if end else 0,
-                "refund_state": YOUZAN_REFUND_FULL if refunded else 0,
+                "refund_state": YOUZAN_REFUND_FULL if refunded else YOUZAN_REFUND_PARTIAL if partial else 0,
                 "express_type": 0,
                 "shop_name": o.shop.name,
                 "node_kdt_id": 134529034,
@@ -525,7 +581,7 @@ def youzan_order(o: Order, as_of: datetime) -> dict:
             },
             "orders": [
                 {
-                    "oid": f"{o.order_id[1:15]}{n + 1:04d}",
+                    "oid": oids[i.line_id],
                     "item_id": 300_000 + int(i.sku[-4:]),
                     "sku_id": 400_000 + int(i.sku[-4:]),
                     "outer_sku_id": i.sku,
@@ -536,6 +592,7 @@ def youzan_order(o: Order, as_of: datetime) -> dict:
                 }
                 for n, i in enumerate(o.items)
             ],
+            "refund_order": refund_order,
             "remark_info": {"buyer_message": "", "trade_memo": "已联系" if o.remark_updates else ""},
             "source_info": {"is_offline_order": False, "order_mark": "wx_shop"},
         }

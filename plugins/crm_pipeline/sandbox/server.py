@@ -23,6 +23,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import re
 import threading
 import time
 import uuid
@@ -247,6 +248,8 @@ class Handler(BaseHTTPRequestHandler):
                 return self._aliyun(self._params(body))
             if parts[:4] == ["sendgrid", "v3", "mail", "send"]:
                 return self._sendgrid(body)
+            if parts[:3] == ["sendgrid", "v3", "messages"]:
+                return self._sendgrid_activity()
             if parts[:1] == ["webhook"]:
                 return self._webhook(parts[1] if len(parts) > 1 else "default", body)
             self._send(404, {"errors": "Not Found"})
@@ -284,6 +287,12 @@ class Handler(BaseHTTPRequestHandler):
         if parts == ["messages"]:
             with st.lock:
                 return self._send(200, {"messages": list(st.messages)})
+        if parts == ["clock"] and self.command == "POST":
+            # {"now": ISO 8601 with offset | null}: the sandbox process's pipeline clock, for
+            # benchmarks that drive a pusher in another process through midnight
+            value = json.loads(body or b"{}").get("now")
+            clock.set_now(datetime.fromisoformat(value) if value else None)
+            return self._send(200, {"now": clock.now().isoformat()})
         self._send(404, {"errors": "unknown control endpoint"})
 
     # -- Shopify -----------------------------------------------------------------------
@@ -761,6 +770,11 @@ class Handler(BaseHTTPRequestHandler):
             return None
         return fault
 
+    def _received_at(self) -> str:
+        """When a gateway took a message: the pipeline's clock, as for the platforms (D50), so a
+        test that drives the clock through midnight sees the gateway's day turn with it."""
+        return clock.now().astimezone(TZ).isoformat()
+
     def _aliyun(self, params: dict[str, str]) -> None:
         st = self.state
         key_id = st.secret(secret_env("aliyun_sms", "access_key_id"))
@@ -800,7 +814,7 @@ class Handler(BaseHTTPRequestHandler):
             return self._send(200, {"Code": "isv.MOBILE_NUMBER_ILLEGAL", "Message": "非法手机号"})
         biz_id = f"{int(time.time() * 1000)}^{uuid.uuid4().hex[:10]}"
         out_id = params.get("OutId", "")
-        received = datetime.now(TZ).isoformat()
+        received = self._received_at()
         st.record_many([{"gateway": "aliyun", "out_id": out_id, "biz_id": biz_id, "to": phone,
                          "template": params.get("TemplateCode"), "sign_name": signs[i],
                          "params": tparams[i] if tparams else {}, "received_at": received}
@@ -845,15 +859,34 @@ class Handler(BaseHTTPRequestHandler):
         if len(set(r.lower() for r in recipients)) != len(recipients):
             return self._send(400, {"errors": [{"field": "personalizations", "message": "Each email address in the personalization block should be unique"}]})
         message_id = uuid.uuid4().hex[:22]
-        received = datetime.now(TZ).isoformat()
+        received = self._received_at()
         st.record_many([{"gateway": "sendgrid", "message_id": message_id, "to": t["email"],
                          "out_id": (p.get("custom_args") or {}).get("idempotency_key", ""),
+                         "batch": (p.get("custom_args") or {}).get("batch", ""),
                          "subject": p.get("subject") or mail.get("subject"),
                          "params": p.get("dynamic_template_data") or p.get("substitutions") or {},
                          "received_at": received} for p in pers for t in p.get("to", [])])
         if fault and fault.kind == "accept_then_timeout":
             time.sleep(float(fault.params.get("delay", 3)))
         self._send(202, b"", {"X-Message-Id": message_id})
+
+    def _sendgrid_activity(self) -> None:
+        """Email Activity (GET /v3/messages?query=...&limit=...): the messages whose custom args
+        match, as SendGrid's activity feed lists them. UNCONFIRMED: the query language and the
+        response fields follow SendGrid's public docs for the (paid) Email Activity add-on; only
+        `unique_args['name']="value"` conditions joined by AND are understood here."""
+        key = self.state.secret(secret_env("sendgrid", "api_key"))
+        if self.headers.get("Authorization") != f"Bearer {key}":
+            return self._send(401, {"errors": [{"field": None, "message": "authorization required"}]})
+        query = (parse_qs(urlsplit(self.path).query).get("query") or [""])[0]
+        wanted = dict(re.findall(r"unique_args\['([^']+)'\]\s*=\s*\"([^\"]*)\"", query))
+        found = [m for m in self.state.messages if m["gateway"] == "sendgrid"
+                 and all((m.get("batch") if k == "batch" else m.get("out_id") if k == "idempotency_key" else None) == v
+                         for k, v in wanted.items())]
+        self._send(200, {"messages": [{"msg_id": m["message_id"], "to_email": m["to"], "subject": m.get("subject"),
+                                       "status": "delivered", "last_event_time": m["received_at"],
+                                       "unique_args": {"idempotency_key": m["out_id"], "batch": m.get("batch", "")}}
+                                      for m in found]})
 
     def _webhook(self, name: str, body: bytes) -> None:
         st = self.state
@@ -868,7 +901,7 @@ class Handler(BaseHTTPRequestHandler):
         if fault and fault.kind == "server_error":
             return self._send(int(fault.params.get("status", 502)), {"error": "upstream"})
         payload = json.loads(body)
-        received = datetime.now(TZ).isoformat()
+        received = self._received_at()
         st.record_many([{"gateway": "webhook", "hook": name, "out_id": m.get("idempotency_key", ""),
                          "to": m.get("to"), "params": m.get("params", {}), "received_at": received}
                         for m in payload.get("messages", [])])

@@ -124,6 +124,16 @@ class Item:
     line_id: int
 
 
+@dataclass(frozen=True)
+class Refund:
+    """Money given back on an order that stays paid (issue 29): ``amount`` in CNY; ``lines``
+    the line ids whose whole amount it returns (empty: an amount not tied to lines)."""
+
+    at: datetime
+    amount: float
+    lines: tuple[int, ...] = ()
+
+
 @dataclass(eq=False)
 class Order:
     seq: int
@@ -148,6 +158,12 @@ class Order:
     rating: str | None = None  # good | neutral | bad (TOP traderate result)
     review: str | None = None
     remark_updates: list[datetime] = field(default_factory=list)  # sandbox faults add these
+    refunds: list[Refund] = field(default_factory=list)  # partial refunds (the order stays paid)
+    failed_fulfilment: datetime | None = None  # a shipment that failed or was cancelled
+    failed_fulfilment_status: str = "failure"  # Shopify's fulfillment status for it
+
+    def refunds_as_of(self, as_of: datetime) -> list[Refund]:
+        return [r for r in self.refunds if r.at <= as_of]
 
     @property
     def subtotal(self) -> float:
@@ -158,8 +174,9 @@ class Order:
         return round(self.subtotal + self.post_fee - self.discount, 2)
 
     def events(self) -> list[datetime]:
-        times = [self.created, self.paid, self.shipped, self.finished, self.closed, self.refunded]
-        return sorted([t for t in times if t is not None] + self.remark_updates)
+        times = [self.created, self.paid, self.shipped, self.finished, self.closed, self.refunded,
+                 self.failed_fulfilment]
+        return sorted([t for t in times if t is not None] + self.remark_updates + [r.at for r in self.refunds])
 
     def modified(self, as_of: datetime) -> datetime:
         return max(t for t in self.events() if t <= as_of)
@@ -305,11 +322,14 @@ class World:
                 order.refunded = order.paid + timedelta(hours=rng.randrange(2, 30))
             else:
                 order.shipped = order.paid + timedelta(hours=rng.randrange(4, 48))
+                self._failed_fulfilment(order)
                 order.carrier = rng.choice(CARRIERS)
                 order.tracking_no = f"{'SF' if '顺丰' in order.carrier else 'YT'}{_h(self.seed, 'trk', seq) % 10**12:012d}"
                 order.finished = order.shipped + timedelta(days=rng.randrange(3, 11))
                 if fate > 0.965:  # refunded after delivery
                     order.refunded = order.finished + timedelta(days=rng.randrange(1, 7))
+                else:
+                    self._partial_refunds(order)
                 if shop.platform == "taobao" and rng.random() < 0.55:
                     order.buyer_rate = True
                     order.rating = rng.choices(("good", "neutral", "bad"), weights=(85, 10, 5))[0]
@@ -321,6 +341,51 @@ class World:
                         }[order.rating]
                     )
         self.orders.append(order)
+
+    # -- money and fulfilment (issue 29) -----------------------------------------
+    # Drawn from a generator of their own per order, so adding them left every other
+    # draw of the world (people, orders, fates) as it was.
+    PARTIAL_REFUND_RATE = 0.06  # drawn for delivered orders not refunded in full (Taobao: multi-line only)
+    FAILED_FULFILMENT_RATE = 0.012  # of shipped orders (Shopify reports it; others do not)
+
+    def _money_rng(self, order: Order, what: str) -> random.Random:
+        return random.Random(_h(self.seed, what, order.seq))
+
+    def _failed_fulfilment(self, order: Order) -> None:
+        """A first shipment that failed or was cancelled; the goods left a day or three later."""
+        if order.shop.platform != "shopify":
+            return  # only Shopify's fulfillments carry a status the other formats lack
+        rng = self._money_rng(order, "fulfilment")
+        if rng.random() >= self.FAILED_FULFILMENT_RATE:
+            return
+        order.failed_fulfilment = order.shipped
+        order.failed_fulfilment_status = rng.choice(("failure", "cancelled"))
+        order.shipped = order.failed_fulfilment + timedelta(days=rng.randrange(1, 4))
+
+    def _partial_refunds(self, order: Order) -> None:
+        """A returned line, or an amount given back (a price adjustment, a goodwill credit),
+        after delivery; sometimes a second one. Taobao reports refunds per sub-order only,
+        so its refunds return whole lines; JD's order search and spreadsheets carry none."""
+        platform = order.shop.platform
+        if platform in ("jd", "intake"):
+            return
+        rng = self._money_rng(order, "refund")
+        if rng.random() >= self.PARTIAL_REFUND_RATE:
+            return
+        at = order.finished + timedelta(days=rng.randrange(1, 10), hours=rng.randrange(0, 12))
+        returned: set[int] = set()
+        for _ in range(2 if rng.random() < 0.2 else 1):
+            left = [i for i in order.items if i.line_id not in returned]
+            if len(left) >= 2 and (platform == "taobao" or rng.random() < 0.5):
+                item = rng.choice(left)
+                returned.add(item.line_id)
+                order.refunds.append(Refund(at, round(item.price * item.qty, 2), (item.line_id,)))
+            elif platform != "taobao":
+                left_to_give = order.total - sum(r.amount for r in order.refunds)  # never all of it
+                amount = round(min(left_to_give / 2, order.total * rng.choice((0.1, 0.15, 0.2, 0.3))), 2)
+                if amount > 0:
+                    order.refunds.append(Refund(at, amount))
+            at = at + timedelta(days=rng.randrange(2, 8))
 
     # -- queries ---------------------------------------------------------------
     def _index(self) -> None:

@@ -15,11 +15,15 @@ import os
 import socket
 import subprocess
 import time
+import warnings
 from pathlib import Path
 
 from crm_pipeline.pii import get_logger
 
 log = get_logger(__name__)
+# pgserver asks platformdirs for a runtime dir it never uses here; on servers and in
+# containers without XDG_RUNTIME_DIR that printed a warning on every `crm` call
+warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set")
 
 SYSTEM_USER = "pgserver"
 DB_NAME = "crm"
@@ -177,11 +181,13 @@ class EmbeddedPostgres:
         # transaction, as dbt builds them, is written without WAL; a 1M-order full
         # refresh wrote 3.8 GB of WAL, now 22 MB). Commits stay synchronous: without
         # fsync that costs nothing measurable, and a committed opt-out, call outcome or
-        # message claim survives a database crash (D31)
+        # message claim survives a database crash (D31). WAL segments are removed, not
+        # recycled, once a checkpoint no longer needs them: a recycled segment keeps the
+        # old records' bytes, and `crm erase` must leave no copy of a person behind
         options = (
             f"-h 127.0.0.1 -p {port} -k {self.pgdata} "
             "-c fsync=off -c full_page_writes=off "
-            "-c wal_level=minimal -c max_wal_senders=0 "
+            "-c wal_level=minimal -c max_wal_senders=0 -c wal_recycle=off "
             "-c max_connections=200 -c shared_buffers=256MB -c work_mem=64MB "
             "-c maintenance_work_mem=256MB -c max_wal_size=4GB"
         )

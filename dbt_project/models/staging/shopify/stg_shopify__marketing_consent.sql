@@ -1,0 +1,71 @@
+-- What each Shopify order says about the buyer's marketing consent (issue 31), one row per
+-- order and channel that carries a fact:
+--   email: the customer's email_marketing_consent.state, else the order's older
+--          buyer_accepts_marketing flag;
+--   sms:   the customer's sms_marketing_consent.state.
+-- subscribed -> granted, unsubscribed -> withdrawn, anything else (not_subscribed, pending,
+-- redacted, invalid, false) -> not_granted. The fact's time is consent_updated_at when
+-- Shopify gives one, else the order's creation.
+
+with source as (
+    select shop_id, order_id, payload, loaded_at from {{ source('raw', 'shopify_orders') }}
+),
+
+fields as (
+    select
+        shop_id,
+        order_id,
+        loaded_at,
+        {{ json_text('payload', 'created_at') }} as created_at,
+        {{ json_text('payload', 'buyer_accepts_marketing') }} as buyer_accepts_marketing,
+        {{ json_text('payload', 'customer', 'email_marketing_consent', 'state') }} as email_state,
+        {{ json_text('payload', 'customer', 'email_marketing_consent', 'consent_updated_at') }} as email_updated_at,
+        {{ json_text('payload', 'customer', 'sms_marketing_consent', 'state') }} as sms_state,
+        {{ json_text('payload', 'customer', 'sms_marketing_consent', 'consent_updated_at') }} as sms_updated_at
+    from source
+),
+
+facts as (
+    select
+        shop_id,
+        order_id,
+        'email' as channel,
+        coalesce(email_state, case buyer_accepts_marketing when 'true' then 'subscribed'
+                                                          when 'false' then 'not_subscribed' end) as state,
+        coalesce(nullif(email_updated_at, ''), created_at) as fact_at_text,
+        case when email_state is not null then 'customer.email_marketing_consent'
+             else 'buyer_accepts_marketing' end as source_field,
+        loaded_at
+    from fields
+    where email_state is not null or buyer_accepts_marketing is not null
+    union all
+    select
+        shop_id,
+        order_id,
+        'sms' as channel,
+        sms_state,
+        coalesce(nullif(sms_updated_at, ''), created_at),
+        'customer.sms_marketing_consent',
+        loaded_at
+    from fields
+    where sms_state is not null
+),
+
+final as (
+    select
+        'shopify' as platform,
+        shop_id,
+        order_id,
+        'shopify:' || shop_id || ':' || order_id as order_key,
+        channel,
+        case state when 'subscribed' then 'granted'
+                   when 'unsubscribed' then 'withdrawn'
+                   else 'not_granted' end as consent,
+        state as platform_state,
+        {{ iso_ts('fact_at_text') }} as fact_at,
+        source_field,
+        loaded_at
+    from facts
+)
+
+select * from final

@@ -1,0 +1,44 @@
+"""The daily report reads right: round axis ticks, "too early" for campaigns without results, keys in tooltips."""
+
+from datetime import date
+
+from crm_pipeline.reporting import charts as ch
+from crm_pipeline.reporting.report import _campaign_row
+
+
+def pct(v):
+    return f"{float(v or 0) * 100:.1f}%"
+
+
+def campaign(treated=800, holdout=80, converted=(40, 2), window=("2026-11-21", "2026-12-05")):
+    return {"campaign": "vip_thanks", "goal": "win back", "window": list(window),
+            "treatment": {"customers": treated, "converted": converted[0]},
+            "holdout": {"customers": holdout, "converted": converted[1]},
+            "conversion_rate": {"treatment": converted[0] / treated if treated else None,
+                                "holdout": converted[1] / holdout if holdout else None},
+            "conversion_lift": {"estimate": 0.025, "ci95": [0.001, 0.049]}}
+
+
+def test_a_campaign_without_results_is_too_early_not_zero():
+    assert str(_campaign_row(campaign(), date(2026, 11, 20), pct)[4]) == "太早，尚未发送"
+    assert str(_campaign_row(campaign(treated=0, holdout=0, converted=(0, 0)), date(2026, 12, 20), pct)[4]) \
+        == "太早，尚未发送"
+    measuring = _campaign_row(campaign(), date(2026, 11, 30), pct)
+    assert str(measuring[4]) == "太早，观察期到 2026-12-05" and measuring[2] == "5.0%"
+    done = _campaign_row(campaign(), date(2026, 12, 6), pct)
+    assert done[4] == "+2.5 个百分点" and done[5] == "[+0.1, +4.9]"
+
+
+def test_axis_ticks_are_round_numbers():
+    for high in (816.5, 37.2, 12_345.0, 0.37, 2_500_000.0):
+        ticks = ch.nice_ticks(0, high)
+        step = ticks[1] - ticks[0]
+        assert ticks[0] == 0 and ticks[-1] >= high and len(ticks) <= 6
+        assert any(abs(step / 10 ** k - m) < 1e-9 for k in range(-3, 8) for m in (1, 2, 2.5, 5)), (high, ticks)
+    svg = ch.lines({ch.Term("新客", "new"): [("a", 816.5), ("b", 12.0)]})
+    assert ">816.50<" not in svg and ">1k<" in svg and "<title>new</title>新客" in svg
+
+
+def test_tables_show_chinese_with_the_key_in_a_tooltip():
+    html = ch.table(["分群", "客户数"], [[ch.Term("重要价值客户", "champions"), 3]])
+    assert "<td title='champions'>重要价值客户</td>" in html
