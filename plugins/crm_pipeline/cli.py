@@ -979,7 +979,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp = add("extract", cmd_extract, "extract one shop incrementally from its watermark")
     sp.add_argument("shop")
     sp.add_argument("--date", type=_day, required=True, help="business day to extract up to")
-    sp.add_argument("--intraday", action="store_true", help="up to now instead of the end of the day")
+    sp.add_argument("--intraday", action="store_true", help="up to now instead of the end of the day (a nightly stops at now too when the day is not over)")
 
     sp = add("backfill", cmd_backfill, "re-extract a date range through the platform's backfill API")
     sp.add_argument("platform")

@@ -45,6 +45,7 @@ ENV_VARS: dict[str, tuple[str, str]] = {
     "CRM_ALERT_WEBHOOK_URL": ("", "Failure callbacks POST here (JSON) when set."),
     "CRM_ALERT_EMAIL": ("", "Failure callbacks also e-mail this address via Airflow SMTP when set."),
     "CRM_INTRADAY_MINUTES": ("30", "Interval of the intraday transactional DAG."),
+    "CRM_INTRADAY_HOURS": ("8-21", "Hours (cron hour field, CRM_TIMEZONE) in which the intraday DAG ticks; widen it (e.g. 4-23) when shops in other zones need payment reminders and shipment notices in their own daytime; keep the nightly's hours out (two dbt builds must not overlap). With hour-multiple intervals the step counts from the first hour given; an interval that neither divides nor is a multiple of 60 ignores it."),
     "CRM_PUSH_MINUTES": ("10", "Interval of the crm_push DAG that sends every due message, around the clock (each in its recipient's waking hours)."),
     "CRM_NOW": ("", "Pin the pipeline clock (ISO 8601 with offset); `make demo` pins the morning after CRM_DEMO_DATE."),
     "CRM_NIGHTLY_CRON": ("30 2 * * *", "Nightly schedule in CRM_TIMEZONE (lists ready well before 08:00)."),
@@ -90,6 +91,7 @@ class Settings:
     alert_webhook_url: str
     alert_email: str
     intraday_minutes: int
+    intraday_hours: str
     nightly_cron: str
     push_minutes: int = 10
     on_shop_failure: str = "continue"
@@ -140,6 +142,7 @@ def get_settings() -> Settings:
         alert_webhook_url=_env("CRM_ALERT_WEBHOOK_URL", ""),
         alert_email=_env("CRM_ALERT_EMAIL", ""),
         intraday_minutes=int(_env("CRM_INTRADAY_MINUTES", "30")),
+        intraday_hours=_env("CRM_INTRADAY_HOURS", "8-21").replace(" ", ""),
         nightly_cron=_env("CRM_NIGHTLY_CRON", "30 2 * * *"),
         push_minutes=int(_env("CRM_PUSH_MINUTES", "10")),
         on_shop_failure=_env("CRM_ON_SHOP_FAILURE", "continue").strip().lower(),

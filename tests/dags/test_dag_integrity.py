@@ -90,6 +90,35 @@ def test_nightly_schedule_is_in_shop_time_zone(dagbag):
     assert timetable.summary == "30 2 * * *"
 
 
+def test_intraday_hours_widen_for_shops_in_other_zones(dagbag, monkeypatch):
+    """Default: 08:00-21:59 Shanghai. CRM_INTRADAY_HOURS=4-23 ticks through Los Angeles's
+    afternoon and evening too (23:00 Shanghai is 07:00 there) and stays clear of the nightly
+    (02:30); a step of hours counts within the hours given; a typo names the variable."""
+    from crm_pipeline.orchestration.schedule import intraday_timetable
+    from crm_pipeline.settings import reload_settings
+
+    assert dagbag.dags["crm_intraday"].timetable.summary == "*/30 8-21 * * *"
+    try:
+        monkeypatch.setenv("CRM_INTRADAY_HOURS", "4-23")
+        reload_settings()
+        assert intraday_timetable().summary == "*/30 4-23 * * *"
+        monkeypatch.setenv("CRM_INTRADAY_HOURS", "0-1, 8-21")
+        monkeypatch.setenv("CRM_INTRADAY_MINUTES", "180")
+        reload_settings()
+        assert intraday_timetable().summary == "0 0,9,12,15,18,21 * * *"
+        monkeypatch.setenv("CRM_INTRADAY_HOURS", "8-21")
+        reload_settings()
+        assert intraday_timetable().summary == "0 8,11,14,17,20 * * *"
+        monkeypatch.setenv("CRM_INTRADAY_HOURS", "8-25")
+        reload_settings()
+        with pytest.raises(ValueError, match="CRM_INTRADAY_HOURS='8-25'"):
+            intraday_timetable()
+    finally:
+        monkeypatch.delenv("CRM_INTRADAY_HOURS")
+        monkeypatch.delenv("CRM_INTRADAY_MINUTES")
+        reload_settings()
+
+
 def test_one_shop_failing_does_not_stop_the_others_but_fails_the_run(dagbag):
     """D45: the gate after extraction runs whatever the extract tasks ended in (while at
     least one succeeded) and stays upstream of everything that models or sends; the run

@@ -249,6 +249,38 @@ def test_status_history_keeps_every_version(sandbox, make_database):
     assert current == statuses[-1]
 
 
+def test_a_los_angeles_shop_read_at_0230_shanghai_loses_no_order_of_its_afternoon(sandbox, make_database):
+    """At 02:30 Shanghai the nightly's day is still running in Los Angeles (10:30). The run reads
+    up to now, not to LA's midnight in the future; the watermark stays at now, the shop counts as
+    current for the night (read past Shanghai's midnight), and the next night reads the afternoon
+    the first one could not."""
+    from zoneinfo import ZoneInfo
+
+    import psycopg
+    from crm_pipeline.extract.base import RetryPolicy, local_day_bounds
+    from crm_pipeline.extract.freshness import shop_freshness
+    from crm_pipeline.extract.run import connector_for, run_extract
+
+    reset(sandbox, throttle=False)
+    url = make_database("los_angeles")
+    s = dataclasses.replace(small_shop("shopify_global", page_size=50), timezone="America/Los_Angeles")
+    cn, world = ZoneInfo("Asia/Shanghai"), sandbox.state.world
+    first = local_day_bounds(START, s.tz)[0]
+    nights = [(date(2026, 11, 22), datetime(2026, 11, 23, 2, 30, tzinfo=cn)),
+              (date(2026, 11, 23), datetime(2026, 11, 24, 2, 30, tzinfo=cn))]
+    for day, now in nights:
+        run_extract(s, "nightly", day, url=url, now=now,
+                    connector=connector_for(s, sleep=lambda _s: None, retry=RetryPolicy(attempts=3, timeout=2)))
+        assert rows(url, "select watermark from ops.watermarks where shop_id = 'shopify_global'")[0][0] == now
+        expected = {o.order_id for o in world.modified_between(s.shop_id, first, now)}
+        assert landed_ids(url, "shopify_orders") == expected
+        with psycopg.connect(url) as conn:
+            assert not shop_freshness(conn, day, shops=[s], inbox=None)[0].stale
+            assert shop_freshness(conn, day + timedelta(days=1), shops=[s], inbox=None)[0].stale  # not yet read
+    afternoon = world.modified_between(s.shop_id, nights[0][1], local_day_bounds(nights[0][0], s.tz)[1])
+    assert afternoon, "LA's afternoon of the first night's day has orders (read by the second night)"
+
+
 @pytest.mark.parametrize(("shop_id", "created_sql"), [
     ("tmall_flagship", "select (payload->>'created')::timestamp from raw.taobao_trades"),
     ("youzan_wx", "select (payload->'order_info'->>'created')::timestamp from raw.youzan_orders"),

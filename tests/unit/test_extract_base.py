@@ -33,6 +33,23 @@ def test_nightly_plan_starts_at_the_watermark_minus_overlap_and_never_reads_past
         plan_range(shop, "backfill", None, start_date=date(2026, 2, 1), end_date=date(2026, 1, 1))
 
 
+def test_a_shop_west_of_the_schedule_is_read_up_to_now_and_its_day_finished_the_next_night():
+    """The nightly for D starts at D+1 02:30 Shanghai: 10:30 of D in Los Angeles. Reading LA's
+    whole day would ask for the future and set the watermark there; the next night would then
+    start after the hours between the read and the watermark, and lose their orders."""
+    shop = ShopConfig("la", "shopify", timezone="America/Los_Angeles", start_date=date(2024, 6, 1), overlap_hours=2)
+    la = ZoneInfo("America/Los_Angeles")
+    first_night = datetime(2026, 11, 21, 2, 30, tzinfo=CN)
+    start, end = plan_range(shop, "nightly", datetime(2026, 11, 20, 2, 30, tzinfo=CN), date(2026, 11, 20),
+                            now=first_night)
+    assert end == first_night and end < datetime(2026, 11, 21, tzinfo=la)
+    second_night = datetime(2026, 11, 22, 2, 30, tzinfo=CN)
+    start, end = plan_range(shop, "nightly", first_night, date(2026, 11, 21), now=second_night)
+    assert start == first_night - timedelta(hours=2) and end == second_night  # LA's afternoon of the 20th is read
+    # a past day rerun is not cut: its day is over
+    assert plan_range(shop, "nightly", None, date(2026, 11, 19), now=second_night)[1] == datetime(2026, 11, 20, tzinfo=la)
+
+
 def test_link_header_parsing_as_the_shopify_sdk_does():
     header = ('<https://s.myshopify.com/admin/api/2025-10/orders.json?limit=250&page_info=abc>; rel="previous", '
               '<https://s.myshopify.com/admin/api/2025-10/orders.json?limit=250&page_info=def>; rel="next"')

@@ -4,7 +4,11 @@ A shop is *current* for business day D when everything it holds up to the end of
 (in the shop's time zone) has landed:
 
 * an API shop: its warehouse watermark (advanced only by a successful extraction,
-  never by a failed one) has reached the end of D;
+  never by a failed one) has reached the end of D in the shop's zone or in the schedule's
+  zone (CRM_TIMEZONE), whichever comes first. A shop west of the schedule's zone (Los
+  Angeles, read at 02:30 Shanghai) is still inside D when the night runs and is read up to
+  now (extract/run.py); the night needs it read past the schedule's midnight, and the rest
+  of its D is read the next night;
 * a spreadsheet (intake) shop: no file in its inbox is waiting to be imported (a
   file that failed to import stays pending).
 
@@ -24,6 +28,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime
+from zoneinfo import ZoneInfo
 
 from crm_pipeline.pii import redact
 
@@ -53,7 +58,7 @@ class StaleShopsError(RuntimeError):
 class ShopFreshness:
     shop_id: str
     platform: str
-    due: datetime | None  # API shops: the end of the business day in the shop's time zone
+    due: datetime | None  # API shops: the end of the business day (shop's or schedule's zone, the earlier)
     read_to: datetime | None  # API shops: the watermark (None: never read)
     pending_files: tuple[str, ...] = ()  # intake shops: inbox files not imported
     last_error: str | None = None  # the latest failed run's error since the last good one (redacted)
@@ -110,12 +115,14 @@ def shop_freshness(conn, as_of: date, shops=None, inbox=None, due_at: datetime |
 
     shops = load_shops(resolve=False) if shops is None else shops
     inbox = get_settings().intake_dir if inbox is None else inbox
+    schedule_day_end = local_day_bounds(as_of, ZoneInfo(get_settings().timezone))[1]
     watermarks = {(p, s): w for p, s, w in conn.execute("select platform, shop_id, watermark from ops.watermarks")}
     out = []
     for shop in shops:
         error = _last_error(conn, shop.platform, shop.shop_id)
         if PLATFORMS[shop.platform].kind == "api":
-            due = due_at.astimezone(shop.tz) if due_at else local_day_bounds(as_of, shop.tz)[1]
+            due = due_at.astimezone(shop.tz) if due_at else min(
+                local_day_bounds(as_of, shop.tz)[1], schedule_day_end).astimezone(shop.tz)
             out.append(ShopFreshness(shop.shop_id, shop.platform, due,
                                      watermarks.get((shop.platform, shop.shop_id)), last_error=error,
                                      on_failure=shop.on_failure))

@@ -1,7 +1,8 @@
 """The extraction driver: windows -> pages -> lander, one transaction per run.
 
 * ``nightly``: from the warehouse watermark minus the shop's overlap (or the
-  shop's first day) up to the end of the business day; advances the watermark.
+  shop's first day) up to the end of the business day in the shop's zone, or
+  now if that is earlier; advances the watermark.
 * ``intraday``: same, up to "now" (transactional triggers need fresh orders).
 * ``backfill``: an explicit date range through the platform's backfill API;
   leaves the watermark alone.
@@ -141,12 +142,15 @@ def plan_range(shop: ShopConfig, mode: str, watermark: datetime | None, as_of: d
         if not start_date or not end_date or end_date < start_date:
             raise ExtractError(shop.platform, shop.shop_id, "backfill needs --from <= --to")
         return local_day_bounds(start_date, tz)[0], local_day_bounds(end_date, tz)[1]
+    current = now or clock.now()
     if mode == "intraday":
-        end = now or datetime.now(tz)
+        end = current
     else:
         if as_of is None:
             raise ExtractError(shop.platform, shop.shop_id, "nightly run needs an as-of date")
-        end = local_day_bounds(as_of, tz)[1]
+        # never past now: a shop west of the schedule's zone (Los Angeles, read at 02:30 Shanghai)
+        # is still inside its business day; its remaining hours are read the next night
+        end = min(local_day_bounds(as_of, tz)[1], current)
     first = local_day_bounds(shop.start_date, tz)[0]
     if watermark is None:
         start = first  # R2: a shop's first run reads from the day it opened

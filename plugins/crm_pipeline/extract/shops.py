@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
-from crm_pipeline.extract.base import ExtractError, RetryPolicy, Window
+from crm_pipeline.extract.base import ExtractError, RetryPolicy, Window, local_day_bounds
 
 
 @dataclass(frozen=True)
@@ -77,7 +77,8 @@ def probe(shop_id: str, now: datetime, watermark: datetime | None, attempts: int
             return Probe(shop_id, platform, True, 0.0, None,
                          f"spreadsheet shop: inbox {folder}" + ("" if folder.is_dir() else " (not created yet)"))
         connector = connector_for(shop, retry=RetryPolicy(attempts=attempts, timeout=15.0))
-        start, _ = plan_range(shop, "nightly", watermark, as_of=now.astimezone(shop.tz).date())
+        today = now.astimezone(shop.tz).date()  # the next night closes today, once it is over
+        start, _ = plan_range(shop, "nightly", watermark, as_of=today, now=local_day_bounds(today, shop.tz)[1])
         connector.check_history(start, "nightly", now)
         window = Window(now - timedelta(hours=1), now)
         pages = connector.fetch(window, "nightly")

@@ -18,17 +18,34 @@ def nightly_timetable():
 
 
 def intraday_timetable():
-    """Every CRM_INTRADAY_MINUTES from 08:00 to 21:59 in the shops' zone (the first tick reads
-    the night's payments before the day's first messages go out at 09:00)."""
+    """Every CRM_INTRADAY_MINUTES in CRM_INTRADAY_HOURS (08:00 to 21:59 in the shops' zone: the
+    first tick reads the night's payments before the day's first messages go out at 09:00).
+    A seller with shops in other zones widens the hours so their transactional messages leave
+    in those shops' daytime too; the nightly's own hour is best left out."""
     from airflow.timetables.trigger import CronTriggerTimetable, DeltaTriggerTimetable
 
     settings = get_settings()
-    minutes = settings.intraday_minutes
+    minutes, spec = settings.intraday_minutes, settings.intraday_hours
+    hours = intraday_hours(spec)
     if 60 % minutes == 0:
-        return CronTriggerTimetable(f"*/{minutes} 8-21 * * *", timezone=settings.timezone)
-    if minutes % 60 == 0:
-        return CronTriggerTimetable(f"0 8-21/{minutes // 60} * * *", timezone=settings.timezone)
+        return CronTriggerTimetable(f"*/{minutes} {spec} * * *", timezone=settings.timezone)
+    if minutes % 60 == 0:  # every n hours, counted from the first hour given
+        every = minutes // 60
+        picked = [h for h in hours if (h - hours[0]) % every == 0]
+        return CronTriggerTimetable(f"0 {','.join(map(str, picked))} * * *", timezone=settings.timezone)
+    # an interval that does not fit the hour (45, 90 minutes) runs around the clock
     return DeltaTriggerTimetable(timedelta(minutes=minutes))
+
+
+def intraday_hours(spec: str) -> list[int]:
+    """CRM_INTRADAY_HOURS ("8-21", "4-23", "0-1,4-23") as the sorted hours it names."""
+    hours: set[int] = set()
+    for part in spec.replace(" ", "").split(","):
+        lo, _, hi = part.partition("-")
+        if not (lo.isdigit() and (hi.isdigit() or not hi)) or not 0 <= int(lo) <= int(hi or lo) <= 23:
+            raise ValueError(f"CRM_INTRADAY_HOURS={spec!r}: expected hours 0-23 as ranges and lists, e.g. 8-21 or 4-23")
+        hours.update(range(int(lo), int(hi or lo) + 1))
+    return sorted(hours)
 
 
 def push_timetable():
