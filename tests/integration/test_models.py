@@ -54,6 +54,52 @@ def test_same_phone_across_platforms_is_one_customer(modeled, sandbox, order_cus
     assert not split, f"{len(split)} phones are spread over several customers"
 
 
+GIFTS = """
+insert into raw.shopify_orders
+select t.shop_id, x.order_id, now(),
+       jsonb_set(jsonb_set(jsonb_set(t.payload, '{id}', to_jsonb(x.order_id)),
+                           '{customer}', (t.payload -> 'customer') || '{"id": 990000001, "first_name": "士隐", "last_name": "甄"}'),
+                 '{shipping_address}', coalesce(t.payload -> 'shipping_address', '{}'::jsonb) || jsonb_build_object('name', x.ship_to)),
+       jsonb_build_object('phones', jsonb_build_array(x.phone), 'emails', '[]'::jsonb),
+       md5(x.order_id), 'night', now()
+from (select * from raw.shopify_orders where jsonb_typeof(payload -> 'customer') = 'object'
+      order by order_id limit 1) as t,
+     (values ('gift-own-1', '甄士隐', '+8613111112222'), ('gift-own-2', '甄士隐', '+8613111112222'),
+             ('gift-to-friend', %(friend_name)s, %(friend_phone)s)) as x(order_id, ship_to, phone)
+"""
+
+
+def test_a_gift_to_a_friends_phone_does_not_merge_buyer_and_friend(modeled, clone_database):
+    """Issue 29 (over-merging): a buyer who orders for himself under his own name sends one
+    gift to a friend's phone. The phone is shared, but two Chinese names with nothing in common
+    show two people: they stay two customers, and customer_identities says why (other_name)."""
+    from crm_pipeline.transform.dbt import run_dbt
+
+    url = clone_database(modeled, "gift")
+    friend = rows(url, """
+        select n.node_key, n.own_name, i.identifier_value, r.customer_id
+        from intermediate.int_identity__nodes as n
+        join intermediate.int_identity__node_identifiers as i using (node_key)
+        join intermediate.int_identity__resolved as r using (node_key)
+        join intermediate.int_identity__identifier_status as s using (identifier_type, identifier_value)
+        where i.identifier_type = 'phone' and s.status = 'used' and upper(n.own_name) = n.own_name
+          and n.own_name !~ '[甄士隐]'
+        order by n.node_key limit 1""")
+    assert friend, "the sandbox has a customer with a Chinese name and a usable phone"
+    (friend_node, friend_name, friend_phone, friend_customer), = friend
+    with psycopg.connect(url) as conn:
+        conn.execute(GIFTS, {"friend_name": friend_name, "friend_phone": friend_phone})
+    run_dbt(["build"], MODEL_AS_OF, url)
+    buyer = rows(url, "select r.customer_id, n.own_name from intermediate.int_identity__resolved as r"
+                      " join intermediate.int_identity__nodes as n using (node_key)"
+                      " where node_key like 'shopify:%%:990000001'")
+    assert buyer and buyer[0][1] == "甄士隐", buyer
+    assert buyer[0][0] != rows(url, "select customer_id from intermediate.int_identity__resolved"
+                                    " where node_key = %s", friend_node)[0][0]
+    assert rows(url, "select link_status from marts.customer_identities where node_key like 'shopify:%%:990000001'"
+                     " and identifier_value = %s", friend_phone) == [("other_name",)]
+
+
 def test_customers_span_platforms(modeled):
     """Buyers overlap across platforms in the sandbox; unification must show it."""
     multi = rows(modeled, "select count(*) from (select customer_id from marts.fct_orders"
@@ -282,9 +328,12 @@ insert into raw.woocommerce_orders
 select shop_id, order_id || '-repeat', now(), payload, derived, md5(payload_hash), 'night', now()
 from raw.woocommerce_orders order by order_id limit 1;
 
+-- a guest order with no name, A's phone and B's e-mail: nothing tells A and B apart, so it
+-- links both (under A's name it would not join B where B's accounts carry other names)
 insert into raw.shopify_orders
 select a.shop_id, 'bridge-1', now(),
-       jsonb_set(jsonb_set(a.payload, '{id}', '"bridge-1"'), '{customer}', 'null'),
+       jsonb_set(jsonb_set(jsonb_set(a.payload, '{id}', '"bridge-1"'), '{customer}', 'null'),
+                 '{shipping_address}', coalesce(a.payload -> 'shipping_address', '{}'::jsonb) || '{"name": ""}'),
        jsonb_build_object('phones', jsonb_build_array(%(phone)s::text), 'emails', jsonb_build_array(%(email)s::text)),
        md5('bridge-1'), 'night', now()
 from raw.shopify_orders as a where a.shop_id = %(shop)s and a.order_id = %(order_id)s;

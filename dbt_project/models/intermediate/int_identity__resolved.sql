@@ -1,7 +1,8 @@
--- Connected components over nodes linked by usable identifiers and manual
--- force-link rules (R3: matching is transitive). Force-split of a node drops
--- its identifier links. customer_id is derived from the component's earliest
--- node, so it is stable across runs and a merge keeps the oldest id.
+-- Connected components over nodes linked by shared identifiers (int_identity__links:
+-- usable ones, unless the names show different people) and manual force-link rules
+-- (R3: matching is transitive). Force-split of a node drops its identifier links.
+-- customer_id is derived from the component's earliest node, so it is stable across
+-- runs and a merge keeps the oldest id.
 -- Only an identifier carried by two or more nodes can link anything: the walk
 -- over the graph starts from the nodes with a link, and every other node is its
 -- own component (most nodes: one account, its own phone and email).
@@ -17,32 +18,23 @@ rules as (
     select * from {{ source('ops', 'identity_rules') }} where active
 ),
 
-split_nodes as (
-    select left_ref as node_key from rules
-    where action = 'split' and split_part(left_ref, ':', 1) not in ('phone', 'email', 'name_address')
-),
-
-usable as (
-    select i.node_key, i.identifier_type, i.identifier_value
-    from {{ ref('int_identity__node_identifiers') }} as i
-    inner join {{ ref('int_identity__identifier_status') }} as s
-        on s.identifier_type = i.identifier_type and s.identifier_value = i.identifier_value
-    where s.status = 'used'
-      and s.nodes > 1
-      and i.node_key not in (select node_key from split_nodes)
+links as (
+    select * from {{ ref('int_identity__links') }} where link_name is not null
 ),
 
 anchors as (
-    select identifier_type, identifier_value, min(node_key) as anchor
-    from usable
-    group by identifier_type, identifier_value
+    select identifier_type, identifier_value, link_name, min(node_key) as anchor
+    from links
+    group by identifier_type, identifier_value, link_name
 ),
 
 edges as (
-    select u.node_key as a, an.anchor as b
-    from usable as u
-    inner join anchors as an on an.identifier_type = u.identifier_type and an.identifier_value = u.identifier_value
-    where u.node_key <> an.anchor
+    select l.node_key as a, an.anchor as b
+    from links as l
+    inner join anchors as an
+        on an.identifier_type = l.identifier_type and an.identifier_value = l.identifier_value
+       and an.link_name = l.link_name
+    where l.node_key <> an.anchor
     union
     select left_ref, right_ref from rules
     where action = 'link'

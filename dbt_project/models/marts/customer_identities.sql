@@ -1,7 +1,8 @@
 {{ config(indexes=[{'columns': ['node_key']}, {'columns': ['customer_id']}]) }}
 -- The evidence behind every customer (R3): each platform account or order node,
 -- each identifier it carried, the first order it came from, and whether that
--- identifier linked customers or was blocked (junk, over_cap, split_rule).
+-- identifier linked customers or was blocked (junk, over_cap, split_rule, or
+-- other_name: its carriers' names show different people, int_identity__links).
 
 with resolved as (
     select * from {{ ref('int_identity__resolved') }}
@@ -19,6 +20,28 @@ status as (
     select * from {{ ref('int_identity__identifier_status') }}
 ),
 
+links as (
+    select * from {{ ref('int_identity__links') }}
+),
+
+link_groups as (
+    select identifier_type, identifier_value, link_name, count(*) as members
+    from links
+    where link_name is not null
+    group by identifier_type, identifier_value, link_name
+),
+
+-- a usable shared identifier that links this node to no other: its carriers' names show
+-- different people and none shares this node's (other_name)
+unlinked as (
+    select l.node_key, l.identifier_type, l.identifier_value
+    from links as l
+    left join link_groups as g
+        on g.identifier_type = l.identifier_type and g.identifier_value = l.identifier_value
+       and g.link_name = l.link_name
+    where l.link_name is null or (l.link_name <> '' and g.members < 2)
+),
+
 identifier_rows as (
     select
         r.customer_id,
@@ -27,11 +50,13 @@ identifier_rows as (
         i.identifier_value,
         i.evidence_order_key,
         i.first_seen_at,
-        s.status as link_status,
+        case when u.node_key is not null then 'other_name' else s.status end as link_status,
         s.holders as identifier_holders
     from identifiers as i
     inner join resolved as r on r.node_key = i.node_key
     inner join status as s on s.identifier_type = i.identifier_type and s.identifier_value = i.identifier_value
+    left join unlinked as u
+        on u.node_key = i.node_key and u.identifier_type = i.identifier_type and u.identifier_value = i.identifier_value
 ),
 
 account_rows as (
