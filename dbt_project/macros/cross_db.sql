@@ -381,13 +381,18 @@
 {%- endmacro %}
 
 {#- True when one of the first `chars` characters of `a` occurs in `b` (Chinese names:
-    a nickname such as 老平姐 keeps a character of 武平; 张三 and 李四 share none). -#}
-{% macro shares_a_character(a, b, chars=6) -%}
+    a nickname such as 芷若姐 keeps a character of 周芷若; 张三 and 李四 share none). -#}
+{% macro shares_a_character(a, b, chars=4) -%}
     ({%- for k in range(1, chars + 1) %}{{ ' or ' if not loop.first }}(length({{ a }}) >= {{ k }} and {{ adapter.dispatch('text_contains', 'crm')(b, 'substr(' ~ a ~ ', ' ~ k ~ ', 1)') }}){% endfor -%})
 {%- endmacro %}
 
 {% macro default__text_contains(haystack, needle) -%}strpos({{ haystack }}, {{ needle }}) > 0{%- endmacro %}
 {% macro spark__text_contains(haystack, needle) -%}instr({{ haystack }}, {{ needle }}) > 0{%- endmacro %}
+
+{#- True when the whole of `expr` matches the regular expression `pattern` (a quoted literal). -#}
+{% macro matches(expr, pattern) -%}{{ return(adapter.dispatch('matches', 'crm')(expr, pattern)) }}{%- endmacro %}
+{% macro default__matches(expr, pattern) -%}({{ expr }} ~ {{ pattern }}){%- endmacro %}
+{% macro spark__matches(expr, pattern) -%}({{ expr }} rlike {{ pattern }}){%- endmacro %}
 
 {#- Calendar months from one date's month to another's (0 = the same month). -#}
 {% macro months_between_dates(earlier, later) -%}

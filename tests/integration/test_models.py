@@ -59,20 +59,25 @@ insert into raw.shopify_orders
 select t.shop_id, x.order_id, now(),
        jsonb_set(jsonb_set(jsonb_set(t.payload, '{id}', to_jsonb(x.order_id)),
                            '{customer}', (t.payload -> 'customer') || '{"id": 990000001, "first_name": "士隐", "last_name": "甄"}'),
-                 '{shipping_address}', coalesce(t.payload -> 'shipping_address', '{}'::jsonb) || jsonb_build_object('name', x.ship_to)),
+                 '{shipping_address}', x.ship_address || jsonb_build_object('name', x.ship_to)),
        jsonb_build_object('phones', jsonb_build_array(x.phone), 'emails', '[]'::jsonb),
        md5(x.order_id), 'night', now()
 from (select * from raw.shopify_orders where jsonb_typeof(payload -> 'customer') = 'object'
       order by order_id limit 1) as t,
-     (values ('gift-own-1', '甄士隐', '+8613111112222'), ('gift-own-2', '甄士隐', '+8613111112222'),
-             ('gift-to-friend', %(friend_name)s, %(friend_phone)s)) as x(order_id, ship_to, phone)
+     (values ('gift-own-1', '甄士隐', '+8613111112222', '{"address1": "葫芦庙旁 1 号", "city": "姑苏"}'::jsonb),
+             ('gift-own-2', '甄士隐', '+8613111112222', '{"address1": "葫芦庙旁 1 号", "city": "姑苏"}'::jsonb),
+             ('gift-to-friend', %(friend_name)s, %(friend_phone)s,
+              (select payload -> 'shipping_address' from raw.shopify_orders
+               where shop_id || ':' || (payload -> 'customer' ->> 'id') = %(friend_account)s
+               order by order_id limit 1))) as x(order_id, ship_to, phone, ship_address)
 """
 
 
 def test_a_gift_to_a_friends_phone_does_not_merge_buyer_and_friend(modeled, clone_database):
     """Issue 29 (over-merging): a buyer who orders for himself under his own name sends one
-    gift to a friend's phone. The phone is shared, but two Chinese names with nothing in common
-    show two people: they stay two customers, and customer_identities says why (other_name)."""
+    gift to a friend, at her phone and her home address. The phone is shared, but two Chinese
+    names with nothing in common show two people, and the friend's name and address are hers,
+    not the buyer's: they stay two customers, and customer_identities says why (other_name)."""
     from crm_pipeline.transform.dbt import run_dbt
 
     url = clone_database(modeled, "gift")
@@ -82,13 +87,16 @@ def test_a_gift_to_a_friends_phone_does_not_merge_buyer_and_friend(modeled, clon
         join intermediate.int_identity__node_identifiers as i using (node_key)
         join intermediate.int_identity__resolved as r using (node_key)
         join intermediate.int_identity__identifier_status as s using (identifier_type, identifier_value)
-        where i.identifier_type = 'phone' and s.status = 'used' and upper(n.own_name) = n.own_name
-          and n.own_name !~ '[甄士隐]'
+        where i.identifier_type = 'phone' and s.status = 'used' and n.own_name ~ '^[一-鿿]{2,3}$'
+          and n.own_name !~ '[甄士隐]' and n.node_key like 'shopify:%%' and n.node_key not like '%%:order:%%'
+          and exists (select 1 from intermediate.int_identity__node_identifiers as a
+                      where a.node_key = n.node_key and a.identifier_type = 'name_address')
         order by n.node_key limit 1""")
     assert friend, "the sandbox has a customer with a Chinese name and a usable phone"
     (friend_node, friend_name, friend_phone, friend_customer), = friend
     with psycopg.connect(url) as conn:
-        conn.execute(GIFTS, {"friend_name": friend_name, "friend_phone": friend_phone})
+        conn.execute(GIFTS, {"friend_name": friend_name, "friend_phone": friend_phone,
+                             "friend_account": friend_node.removeprefix("shopify:")})
     run_dbt(["build"], MODEL_AS_OF, url)
     buyer = rows(url, "select r.customer_id, n.own_name from intermediate.int_identity__resolved as r"
                       " join intermediate.int_identity__nodes as n using (node_key)"
@@ -96,8 +104,10 @@ def test_a_gift_to_a_friends_phone_does_not_merge_buyer_and_friend(modeled, clon
     assert buyer and buyer[0][1] == "甄士隐", buyer
     assert buyer[0][0] != rows(url, "select customer_id from intermediate.int_identity__resolved"
                                     " where node_key = %s", friend_node)[0][0]
-    assert rows(url, "select link_status from marts.customer_identities where node_key like 'shopify:%%:990000001'"
-                     " and identifier_value = %s", friend_phone) == [("other_name",)]
+    status = dict(rows(url, "select identifier_type, link_status from marts.customer_identities"
+                            " where node_key like 'shopify:%%:990000001' and (identifier_value = %s"
+                            "   or identifier_type = 'name_address' and link_status <> 'used')", friend_phone))
+    assert status == {"phone": "other_name", "name_address": "other_name"}, status
 
 
 def test_customers_span_platforms(modeled):

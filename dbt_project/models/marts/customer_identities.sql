@@ -31,15 +31,24 @@ link_groups as (
     group by identifier_type, identifier_value, link_name
 ),
 
--- a usable shared identifier that links this node to no other: its carriers' names show
--- different people and none shares this node's (other_name)
+carrier_customers as (
+    select l.identifier_type, l.identifier_value, count(distinct r.customer_id) as customers
+    from links as l
+    inner join resolved as r on r.node_key = l.node_key
+    group by l.identifier_type, l.identifier_value
+),
+
+-- a usable shared identifier that links this node to no other, and whose carriers are
+-- different customers: their names show different people (other_name)
 unlinked as (
     select l.node_key, l.identifier_type, l.identifier_value
     from links as l
     left join link_groups as g
         on g.identifier_type = l.identifier_type and g.identifier_value = l.identifier_value
        and g.link_name = l.link_name
-    where l.link_name is null or (l.link_name <> '' and g.members < 2)
+    inner join carrier_customers as c
+        on c.identifier_type = l.identifier_type and c.identifier_value = l.identifier_value
+    where (l.link_name is null or (l.link_name <> '' and g.members < 2)) and c.customers > 1
 ),
 
 identifier_rows as (
