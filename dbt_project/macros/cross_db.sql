@@ -380,10 +380,10 @@
     nullif(lower(regexp_replace(coalesce({{ expr }}, ''), '[\\s　,，.。#-]+', '')), '')
 {%- endmacro %}
 
-{#- True when one of the first `chars` characters of `a` occurs in `b` (Chinese names:
-    a nickname such as 芷若姐 keeps a character of 周芷若; 张三 and 李四 share none). -#}
-{% macro shares_a_character(a, b, chars=4) -%}
-    ({%- for k in range(1, chars + 1) %}{{ ' or ' if not loop.first }}(length({{ a }}) >= {{ k }} and {{ adapter.dispatch('text_contains', 'crm')(b, 'substr(' ~ a ~ ', ' ~ k ~ ', 1)') }}){% endfor -%})
+{#- Two Chinese name cores (int_identity__links) can be one person: equal, or one inside
+    the other (a nickname core 平 in 武平, 芷若 in 周芷若, a surname 张 in 张伟). -#}
+{% macro names_compatible(a, b) -%}
+    ({{ a }} = {{ b }} or {{ adapter.dispatch('text_contains', 'crm')(a, b) }} or {{ adapter.dispatch('text_contains', 'crm')(b, a) }})
 {%- endmacro %}
 
 {% macro default__text_contains(haystack, needle) -%}strpos({{ haystack }}, {{ needle }}) > 0{%- endmacro %}
