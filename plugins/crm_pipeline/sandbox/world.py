@@ -216,6 +216,7 @@ class World:
         self.orders: list[Order] = []
         for person in self.persons:
             self._orders_for(person)
+        self._messy_population(int(persons * self.ONE_TIME_PER_PERSON))
         self._index()
 
     # -- people ---------------------------------------------------------------
@@ -291,7 +292,73 @@ class World:
             gap = max(3, int(rng.gauss(person.cycle_days, person.cycle_days * 0.3)))
             t = t + timedelta(days=gap)
 
-    def _add_order(self, person: Person, shop: ShopDef, day: datetime) -> None:
+    # -- what real customer bases hold and the main population lacks (issue 29, item 6) --
+    # Drawn from a generator of their own after the main population (whose draws, orders and
+    # ids are unchanged): most buyers buy once, a few baskets are huge, and phones and
+    # e-mails are shared by people who are not one customer.
+    ONE_TIME_PER_PERSON = 0.8  # one-order buyers added per person of the main population
+    BIG_BASKET_RATE = 0.03  # of one-time buyers: a basket of many units (long-tailed spend)
+    SHARED = (("household", 0.04), ("reassigned", 0.02), ("reused_email", 0.05), ("gift_giver", 0.03))
+
+    def _messy_population(self, count: int) -> None:
+        """One-time buyers, some of whom share a contact with a person of the main population:
+        ``household`` (the same landline or mobile, another name), ``reassigned`` (the number
+        of a person who stopped buying half a year before), ``reused_email`` (a relative's
+        address), ``gift_giver`` (two orders of their own, then one to a friend's phone under
+        the friend's name). ``self.shared`` lists (kind, new person, other person) for tests."""
+        main_rng, self.rng = self.rng, random.Random(self.seed + 29)
+        self.shared: list[tuple[str, Person, Person]] = []
+        try:
+            base = list(self.persons)
+            last_order: dict[int, datetime] = {}
+            for o in self.orders:
+                last_order[o.person.person_id] = max(o.created, last_order.get(o.person.person_id, o.created))
+            span = (self.end - self.start).days
+            for _ in range(count):
+                person = self._person(len(self.persons))
+                self.persons.append(person)
+                day = datetime.combine(self.start + timedelta(days=self.rng.randrange(span)), time(0), TZ)
+                draw, other = self.rng.random(), self.rng.choice(base)
+                kind, edge = None, 0.0
+                for name, share in self.SHARED:
+                    edge += share
+                    if kind is None and draw < edge:
+                        kind = name
+                if kind == "reassigned":
+                    free_from = last_order.get(other.person_id, self.start_dt) + timedelta(days=180)
+                    if free_from.date() >= self.end:
+                        kind = None
+                    else:
+                        day = datetime.combine(free_from.date() + timedelta(
+                            days=self.rng.randrange(max(1, (self.end - free_from.date()).days))), time(0), TZ)
+                if kind == "reused_email" and not other.email:
+                    kind = None
+                if kind in ("household", "reassigned"):
+                    person.phone, person.alt_phone = other.phone, None
+                elif kind == "reused_email":
+                    person.email = other.email
+                if kind:
+                    self.shared.append((kind, person, other))
+                big = self.rng.random() < self.BIG_BASKET_RATE
+                scale = int(3 + self.rng.paretovariate(1.2) * 4) if big else 1
+                shop = self._shop_for(self.rng.choice(person.platforms))
+                if kind == "gift_giver":  # from the account they buy for themselves with
+                    days = [day, day + timedelta(days=self.rng.randrange(20, 90))]
+                    days.append(days[-1] + timedelta(days=self.rng.randrange(20, 90)))
+                    for when, to in ((days[0], None), (days[1], None), (days[2], other)):
+                        if shop.start <= when.date() <= self.end:
+                            self._add_order(person, shop, when, gift_to=to)
+                elif day.date() >= shop.start:
+                    self._add_order(person, shop, day, qty_scale=scale)
+        finally:
+            self.rng = main_rng
+
+    @property
+    def start_dt(self) -> datetime:
+        return datetime.combine(self.start, time(0), TZ)
+
+    def _add_order(self, person: Person, shop: ShopDef, day: datetime, qty_scale: int = 1,
+                   gift_to: Person | None = None) -> None:
         rng = self.rng
         hour = rng.choices(range(24), weights=[1, 1, 0, 0, 0, 0, 1, 2, 3, 4, 5, 5, 5, 4, 4, 5, 5, 5, 5, 6, 8, 9, 8, 4])[0]
         created = day.replace(hour=hour, minute=rng.randrange(60), second=rng.randrange(60))
@@ -299,7 +366,7 @@ class World:
         items = []
         for n in range(rng.choice((1, 1, 1, 2, 2, 3))):
             sku, title, cat, price, _ = rng.choice(PRODUCTS)
-            items.append(Item(sku, title, cat, price, rng.choice((1, 1, 1, 2, 3)), line_id=seq * 10 + n + 1))
+            items.append(Item(sku, title, cat, price, rng.choice((1, 1, 1, 2, 3)) * qty_scale, line_id=seq * 10 + n + 1))
         order = Order(
             seq=seq,
             shop=shop,
@@ -313,6 +380,8 @@ class World:
         )
         order.phone = person.alt_phone if person.alt_phone and rng.random() < 0.4 else person.phone
         order.receiver_name = person.name
+        if gift_to is not None:  # sent to a friend: her phone and name on the parcel
+            order.phone, order.receiver_name = gift_to.phone, gift_to.name
         fate = rng.random()
         if fate < 0.07:  # never paid: closed by timeout after 72h (or 30 min for flash sales)
             order.closed = created + (timedelta(minutes=30) if order.flash_sale else timedelta(hours=72))
