@@ -58,7 +58,8 @@ LEDGER_STATUS = {"pending": "待发送", "sending": "发送中", "accepted": "�
 # Why a message was not sent (outreach.suppressions.rule), R13/R14
 SUPPRESSION_RULES = {"opted_out": "已退订", "no_contact": "无联系方式", "quiet_hours": "免打扰时段",
                      "expired": "超出有效时间", "frequency_cap": "频次上限", "lower_priority": "同日有更重要的消息",
-                     "missing_placeholder": "模板缺少内容", "shop_data_stale": "店铺数据未更新，暂缓"}
+                     "missing_placeholder": "模板缺少内容", "shop_data_stale": "店铺数据未更新，暂缓",
+                     "no_consent": "未同意接收营销", "reason_gone": "发送前原因已不成立"}
 
 
 def zh(table: dict[str, str], key: str | None, missing: str = "未评分") -> str:

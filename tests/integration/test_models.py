@@ -63,19 +63,23 @@ def test_same_phone_across_platforms_is_one_customer(modeled, sandbox, order_cus
 GIFTS = """
 insert into raw.shopify_orders
 select t.shop_id, x.order_id, now(),
-       jsonb_set(jsonb_set(jsonb_set(t.payload, '{id}', to_jsonb(x.order_id)),
+       jsonb_set(jsonb_set(jsonb_set(jsonb_set(t.payload, '{id}', to_jsonb(x.order_id)),
+                           '{created_at}', to_jsonb(to_char(((t.payload ->> 'created_at')::timestamptz + x.later)
+                                                            at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'))),
                            '{customer}', (t.payload -> 'customer') || '{"id": 990000001, "first_name": "士隐", "last_name": "甄"}'),
                  '{shipping_address}', x.ship_address || jsonb_build_object('name', x.ship_to)),
        jsonb_build_object('phones', jsonb_build_array(x.phone), 'emails', '[]'::jsonb),
        md5(x.order_id), 'night', now()
 from (select * from raw.shopify_orders where jsonb_typeof(payload -> 'customer') = 'object'
       order by order_id limit 1) as t,
-     (values ('gift-own-1', '甄士隐', '+8613111112222', '{"address1": "葫芦庙旁 1 号", "city": "姑苏"}'::jsonb),
-             ('gift-own-2', '甄士隐', '+8613111112222', '{"address1": "葫芦庙旁 1 号", "city": "姑苏"}'::jsonb),
+     (values ('gift-own-1', '甄士隐', '+8613111112222', '{"address1": "葫芦庙旁 1 号", "city": "姑苏"}'::jsonb,
+              interval '-2 days'),
+             ('gift-own-2', '甄士隐', '+8613111112222', '{"address1": "葫芦庙旁 1 号", "city": "姑苏"}'::jsonb,
+              interval '-1 day'),
              ('gift-to-friend', %(friend_name)s, %(friend_phone)s,
               (select payload -> 'shipping_address' from raw.shopify_orders
                where shop_id || ':' || (payload -> 'customer' ->> 'id') = %(friend_account)s
-               order by order_id limit 1))) as x(order_id, ship_to, phone, ship_address)
+               order by order_id limit 1), interval '0 days')) as x(order_id, ship_to, phone, ship_address, later)
 """
 
 
@@ -110,10 +114,27 @@ def test_a_gift_to_a_friends_phone_does_not_merge_buyer_and_friend(modeled, clon
     assert buyer and buyer[0][1] == "甄士隐", buyer
     assert buyer[0][0] != rows(url, "select customer_id from intermediate.int_identity__resolved"
                                     " where node_key = %s", friend_node)[0][0]
+    # the gift is his newest order, yet his record keeps his own name and phone
+    assert rows(url, "select name, phone_e164 from marts.dim_customers where customer_id = %s", buyer[0][0]) \
+        == [("甄士隐", "+8613111112222")]
     status = dict(rows(url, "select identifier_type, link_status from marts.customer_identities"
                             " where node_key like 'shopify:%%:990000001' and (identifier_value = %s"
                             "   or identifier_type = 'name_address' and link_status <> 'used')", friend_phone))
     assert status == {"phone": "other_name", "name_address": "other_name"}, status
+
+
+def test_a_placeholder_or_shared_phone_is_nobodys_contact(modeled):
+    """Walk-in sales written down with the shop's own number (over_cap: more holders than a
+    household) or a placeholder (junk) merge no one; they are not a customer's phone to text
+    or call either (a fresh-eyes trial saw a thank-you SMS go to a shop's front desk)."""
+    blocked = rows(modeled, "select count(*) from intermediate.int_identity__identifier_status"
+                            " where identifier_type = 'phone' and status in ('junk', 'over_cap')")[0][0]
+    assert blocked > 0, "the fixture has a shared or placeholder phone"
+    assert rows(modeled, """
+        select count(*) from marts.dim_customers as d
+        join intermediate.int_identity__identifier_status as s
+          on s.identifier_type = 'phone' and s.identifier_value = d.phone_e164
+        where s.status in ('junk', 'over_cap')""") == [(0,)]
 
 
 def test_customers_span_platforms(modeled):

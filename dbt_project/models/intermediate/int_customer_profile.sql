@@ -9,17 +9,28 @@
 with orders as (
     select
         o.*,
-        case o.platform {% for p, rank in trust.items() %} when '{{ p }}' then {{ rank }}{% endfor %} else 9 end as trust_rank
+        case o.platform {% for p, rank in trust.items() %} when '{{ p }}' then {{ rank }}{% endfor %} else 9 end as trust_rank,
+        -- an order addressed to another name than its account's own (a gift to a friend)
+        -- does not give the customer its name and phone (issue 29, D110)
+        case when n.own_name is null or io.holder is null or io.holder = n.own_name then 0 else 1 end as for_other,
+        -- a placeholder or a number shared by more people than one household (a shop's
+        -- front desk written on walk-in sales) is nobody's phone to message or call
+        case when ps.status in ('junk', 'over_cap') then null else o.phone_e164 end as own_phone_e164
     from {{ ref('int_customer_orders') }} as o
+    left join {{ ref('int_orders') }} as io on io.order_key = o.order_key
+    left join {{ ref('int_identity__nodes') }} as n on n.node_key = io.node_key
+    left join {{ ref('int_identity__identifier_status') }} as ps
+        on ps.identifier_type = 'phone' and ps.identifier_value = o.phone_e164
 ),
 
 picks as (
-    -- per field, the first non-empty value by trust, then recency (one pass)
+    -- per field, the first non-empty value of the customer's own orders, by trust, then
+    -- recency (one pass)
     select
         customer_id,
-        {%- for field, expr in [('name', 'coalesce(receiver_name, buyer_platform_id)'), ('phone_e164', 'phone_e164'),
+        {%- for field, expr in [('name', 'coalesce(receiver_name, buyer_platform_id)'), ('phone_e164', 'own_phone_e164'),
                                 ('email', 'email'), ('province', 'province'), ('city', 'city'), ('address', 'address')] %}
-        {{ first_in_group(expr, ['trust_rank', 'created_at desc', 'order_key']) }} as {{ field }},
+        {{ first_in_group(expr, ['for_other', 'trust_rank', 'created_at desc', 'order_key']) }} as {{ field }},
         {%- endfor %}
         min(created_at) as first_order_at,
         min(case when is_paid_as_of then paid_at end) as first_paid_at,

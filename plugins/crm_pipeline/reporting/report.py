@@ -155,7 +155,7 @@ def render(d: dict, campaigns: list[dict]) -> str:
     from crm_pipeline import labels as lb
 
     T = ch.Term
-    pct = lambda v: f"{float(v or 0) * 100:.1f}%"  # noqa: E731
+    pct = lambda v: "—" if v is None else f"{float(v) * 100:.1f}%"  # noqa: E731  (no value is not 0%)
     as_of = date.fromisoformat(d["as_of"])
     list_day = (as_of + timedelta(days=1)).isoformat()
     first = d.get("first_run", False)
