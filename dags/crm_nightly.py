@@ -1,48 +1,15 @@
-"""
-# crm_nightly — the nightly CRM pipeline
-
-Closes one **business day** (the local date of the logical date in the shop
-time zone, or the `as_of_date` param) and has the day's work ready before 08:00:
-
-1. **extract** — every shop in `config/shops.yml`, mapped per platform
-   (Taobao/Tmall, JD, Shopify, WooCommerce, Youzan) plus spreadsheets from the intake
-   inbox; incremental from the warehouse watermark; outlets = raw tables.
-   Malformed records go to `raw.quarantine` with their reason, never dropped
-   (`crm quarantine list` shows what is still open).
-   A shop that cannot be read (after retries) does not stop the others: with
-   `CRM_ON_SHOP_FAILURE=continue` (default) **check_extraction** lets the night go on,
-   its data stays as of its last good run, and messages that its missing data could
-   contradict (payment reminders for its orders; cadence, repurchase and care
-   messages for its buyers) are held. **finish_night** then fails the run, naming
-   the shop: fix it and clear the failed extract task with its downstream.
-   `stop` (or `on_failure: stop` on that shop in shops.yml) ends the night at
-   check_extraction, as does no API shop being current.
-2. **quality_raw** — Great Expectations `raw_landing` checkpoint; a critical
-   failure stops the run here: nothing is modelled or sent.
-3. **transform** — the dbt project via Cosmos (model, then its tests), then
-   the dbt unit tests; then **customer_clv** (BG/NBD + Gamma-Gamma per customer into
-   `marts.customer_clv`, and the nightly backtest).
-4. **outreach** — triggers and campaigns planned into the ledger, the
-   `outbound` GX checkpoint, the push to the gateways; the call list.
-5. **report** — `out/<date>/report.html` (shops not current are named at the top).
-
-Params: `as_of_date` (YYYY-MM-DD), `shops` (subset), `backfill_from` /
-`backfill_to` (re-extract a date range through the platforms' backfill APIs).
-A run triggered by hand (▶ in the UI) closes the last business day that is over;
-`as_of_date` chooses another. Switching the DAG on does not run the night that has
-passed: the first scheduled run is the coming 02:30.
-Reruns of a day are idempotent: same tables, lists and ledger, nothing sent twice.
-"""
+"""crm_nightly: the nightly CRM pipeline (its documentation page is
+crm_pipeline.orchestration.nightly.NIGHTLY_DOC, shown in the Airflow UI)."""
 
 from __future__ import annotations
 
 import pendulum
-from airflow.sdk import Param, dag, task_group
+from airflow.sdk import dag
 from crm_pipeline.orchestration import tasks as t
 from crm_pipeline.orchestration.callbacks import notify_failure
+from crm_pipeline.orchestration.nightly import NIGHTLY_DOC, NIGHTLY_PARAMS, extract_group, outreach_group
 from crm_pipeline.orchestration.schedule import nightly_timetable
 from crm_pipeline.orchestration.transform import dbt_task_group
-from crm_pipeline.platforms import PLATFORMS
 
 
 @dag(
@@ -51,45 +18,22 @@ from crm_pipeline.platforms import PLATFORMS
     start_date=pendulum.datetime(2024, 6, 1, tz="Asia/Shanghai"),
     catchup=False,
     max_active_runs=1,
-    doc_md=__doc__,
+    doc_md=NIGHTLY_DOC,
     tags=["crm", "nightly"],
     default_args={"retries": 2, "retry_delay": pendulum.duration(minutes=2), "on_failure_callback": notify_failure},
-    params={
-        "as_of_date": Param(None, type=["null", "string"], description="business day to close (YYYY-MM-DD)"),
-        "shops": Param([], type="array", description="only these shop_ids (default: all)"),
-        "backfill_from": Param(None, type=["null", "string"], description="re-extract from this day"),
-        "backfill_to": Param(None, type=["null", "string"], description="... up to this day"),
-    },
+    params=NIGHTLY_PARAMS,
 )
 def crm_nightly():
     as_of = t.resolve_as_of()
     prepared = t.prepare_warehouse()
-    as_of >> prepared
-
-    @task_group(group_id="extract")
-    def extract():
-        for platform in PLATFORMS:
-            t.extract_task(platform).partial(as_of=as_of).expand(shop_id=t.shops_of.override(
-                task_id=f"shops_{platform}")(platform))
-
-    landed = extract()
-    prepared >> landed
+    landed = extract_group(as_of)
+    as_of >> prepared >> landed
     checked = t.check_extraction(as_of)
     quality_raw = t.quality_check.override(task_id="quality_raw")("raw_landing", as_of)
-    transform = dbt_task_group()
     unit_tests = t.dbt_unit_tests()
-    landed >> checked >> quality_raw >> transform >> unit_tests >> t.refresh_analyst_views()
-
-    @task_group(group_id="outreach")
-    def outreach():
-        planned = t.plan_outreach(as_of)
-        outbound = t.quality_check.override(task_id="quality_outbound")("outbound", as_of)
-        calls = t.call_list(as_of)
-        planned >> calls >> outbound >> t.push_messages(as_of)
-
-    done = outreach()
+    landed >> checked >> quality_raw >> dbt_task_group() >> unit_tests >> t.refresh_analyst_views()
     clv = t.customer_clv(as_of)  # after the marts, before outreach (which may use P(alive), CLV)
-    unit_tests >> clv >> done >> t.daily_report(as_of) >> t.finish_night(as_of)
+    unit_tests >> clv >> outreach_group(as_of) >> t.daily_report(as_of) >> t.finish_night(as_of)
 
 
 crm_nightly()
