@@ -38,25 +38,6 @@
     {{ return(['taobao', 'jd', 'shopify', 'woocommerce', 'youzan', 'intake']) }}
 {%- endmacro %}
 
-{#- A raw landing table, read by a staging model. PostgreSQL decompresses a stored
-    jsonb again for every `payload ->> 'field'`, and staging reads 30-40 fields: the
-    payload is decompressed once per row (D20; the lateral keeps loaded_at filters on
-    the table's index). Other engines read the table as it is. -#}
-{% macro raw_rows(relation) -%}
-    {{ return(adapter.dispatch('raw_rows', 'crm')(relation)) }}
-{%- endmacro %}
-
-{% macro default__raw_rows(relation) -%}
-    select r.shop_id, r.order_id, r.source_updated_at, d.payload, r.derived, r.payload_hash, r.batch_id, r.loaded_at
-    from {{ relation }} as r
-    cross join lateral (select r.payload || '{}'::jsonb as payload offset 0) as d
-{%- endmacro %}
-
-{% macro spark__raw_rows(relation) -%}
-    select shop_id, order_id, source_updated_at, payload, derived, payload_hash, batch_id, loaded_at
-    from {{ relation }}
-{%- endmacro %}
-
 {#- Materialization settings that differ by engine. Order-level models are incremental
     with dbt's delete+insert on PostgreSQL; on Spark merge needs a table format that
     supports it (Delta, Iceberg, Hudi: var spark_file_format), else they are tables. -#}

@@ -306,7 +306,8 @@ def test_kpis_agree_with_orders(modeled):
 # line dropped, a shop's newest order re-sent with only the city changed (the golden
 # record must follow, R4, with no status or amount change to notice), a single-order
 # buyer's order with every contact field erased (its node must lose its identifiers), a
-# single-order buyer's order reassigned to another buyer (the node it leaves must go), a
+# single-order buyer's order reassigned to another buyer (the node it leaves must go), an
+# order whose buyer withdrew SMS consent (a new consent fact on an old order), a
 # repeat order from an existing buyer, and a guest order carrying one customer's phone
 # and another's e-mail, which merges the two (R3) so the younger customer's old orders
 # change customer_id without being landed again.
@@ -357,6 +358,14 @@ where (r.shop_id, r.order_id) = (
            where o.payload -> 'customer' ->> 'id' = x.payload -> 'customer' ->> 'id') = 1
     order by x.order_id limit 1);
 
+update raw.shopify_orders
+set payload = jsonb_set(payload, '{customer,sms_marketing_consent}', '{"state": "unsubscribed"}'),
+    payload_hash = md5(payload_hash || ':sms-off'), source_updated_at = now(), loaded_at = now(), batch_id = 'night'
+where (shop_id, order_id) = (
+    select shop_id, order_id from raw.shopify_orders
+    where payload -> 'customer' -> 'sms_marketing_consent' ->> 'state' = 'subscribed' and batch_id <> 'night'
+    order by order_id limit 1);
+
 insert into raw.shopify_orders_versions
 select shop_id, order_id, source_updated_at, payload, derived, payload_hash, batch_id, loaded_at
 from raw.shopify_orders where batch_id = 'night';
@@ -388,6 +397,8 @@ order by identifier_value limit 1;
 INCREMENTAL_TABLES = {
     "intermediate.int_orders": "order_key", "intermediate.int_order_items": "order_key, line_no",
     "intermediate.int_order_status_history": "order_key, status",
+    "intermediate.int_order_versions": "order_key, payload_hash",
+    "intermediate.int_order_consent": "order_key, channel", "marts.customer_consent": "customer_id, channel",
     "marts.fct_orders": "order_key", "marts.fct_order_items": "order_item_key",
     "marts.customer_identities": "identity_key", "intermediate.int_identity__nodes": "node_key",
     "intermediate.int_identity__node_identifiers": "node_key, identifier_type, identifier_value",
@@ -410,6 +421,20 @@ def assert_equals_full_refresh(url: str, as_of) -> None:
     pipeline.transform(as_of, url=url, full_refresh=True)
     full = {t: table_digest(url, t, key, exclude=exclude) for t, key in INCREMENTAL_TABLES.items()}
     assert {t: d for t, d in incremental.items() if full[t] != d} == {}
+
+
+def test_landed_payloads_are_stored_uncompressed(modeled):
+    """D122: a raw row that fits a page keeps its payload uncompressed, so staging's 30-40
+    `payload ->> field` reads do not each decompress it. PostgreSQL's default compresses
+    any row over about 2 kB, which most landed orders are."""
+    counts = {}
+    for table in ("shopify_orders", "shopify_orders_versions", "youzan_orders"):
+        counts[table] = rows(modeled, f"""
+            select count(*) filter (where octet_length(payload::text) > 2100),
+                   count(pg_column_compression(payload))
+            from raw.{table} where pg_column_size(payload) < 6000""")[0]
+    assert all(over > 0 for over, _ in counts.values()), counts  # rows the default would have compressed
+    assert {t: compressed for t, (_, compressed) in counts.items() if compressed} == {}
 
 
 def rewritten(url: str, table: str) -> int:
@@ -456,6 +481,11 @@ def test_full_refresh_equals_incremental(modeled, clone_database):
     moved = rows(url, "select d.city from marts.dim_customers as d join marts.fct_orders as f using (customer_id)"
                       " where f.city = '新搬的城市'")
     assert moved == [("新搬的城市",)], "the golden record follows a contact-only change of the newest order"
+    withdrawn = rows(url, "select c.consent from intermediate.int_order_consent as c join raw.shopify_orders as r"
+                          " on c.order_key = 'shopify:' || r.shop_id || ':' || r.order_id and c.channel = 'sms'"
+                          " where r.batch_id = 'night'"
+                          " and r.payload -> 'customer' -> 'sms_marketing_consent' ->> 'state' = 'unsubscribed'")
+    assert withdrawn == [("withdrawn",)], "a consent withdrawn on an old order reaches the facts incrementally"
     erased = rows(url, "select o.node_key, (select count(*) from intermediate.int_identity__node_identifiers as i"
                        " where i.node_key = o.node_key) from intermediate.int_orders as o"
                        " join raw.shopify_orders as r on r.shop_id = o.shop_id and r.order_id = o.order_id"

@@ -3,13 +3,14 @@
 -- version). Gives milestone times a platform does not send (JD shipping time).
 -- Incremental (delete+insert by order): every version of each order that got a new
 -- one since the newest this table has seen, minus incremental_lookback_days (a
--- landing that committed late), recounted from all its versions.
+-- landing that committed late), recounted from all its versions in the typed
+-- int_order_versions (no JSON is read here, D122).
 
 with versions as (
-    select * from {{ ref('int_order_versions__unioned') }}
+    select * from {{ ref('int_order_versions') }}
     {% if is_incremental() %}
-    where (platform, shop_id, order_id) in (
-        select platform, shop_id, order_id from {{ ref('int_order_versions__unioned') }}
+    where order_key in (
+        select order_key from {{ ref('int_order_versions') }}
         where {{ landed_since('loaded_at', 'last_loaded_at') }}
     )
     {% endif %}

@@ -4,9 +4,7 @@
 -- opt-out on that channel wherever the customer bought.
 
 with facts as (
-    select * from {{ ref('stg_shopify__marketing_consent') }}
-    union all
-    select * from {{ ref('stg_woocommerce__marketing_consent') }}
+    select * from {{ ref('int_order_consent') }}
 ),
 
 orders as (

@@ -22,6 +22,7 @@ import psycopg
 
 from crm_pipeline.load.validate import MAX_AMOUNT, StartDateRule, inspect
 from crm_pipeline.platforms import platform_spec
+from crm_pipeline.warehouse.migrate import RAW_STORAGE
 
 # valid rows carry `payload` as jsonb (parsed once, by COPY); quarantined rows keep
 # the text as received in `bad_payload` (it may not even be JSON)
@@ -75,12 +76,14 @@ class Lander:
                 conn.execute(f"set temp_buffers = '{TEMP_BUFFERS}'")
         except psycopg.Error:
             pass
+        # staged payloads stay uncompressed, as raw.* keeps them (D122): an insert copies
+        # a compressed value as it is
         conn.execute(
             "create temp table if not exists _land ("
             " seq bigserial, pass_no int not null, order_id text, valid boolean not null, reason text,"
             " source_updated_at timestamptz, payload jsonb, bad_payload text, derived jsonb,"
             " payload_hash text not null"
-            ") on commit drop"
+            f") with ({RAW_STORAGE}) on commit drop"
         )
         conn.execute("truncate _land")
         # orders of erased persons (crm erase): masked before they are stored, hashed as sent,

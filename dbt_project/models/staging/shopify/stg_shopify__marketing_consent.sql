@@ -1,5 +1,5 @@
 -- What each Shopify order says about the buyer's marketing consent (issue 31), one row per
--- order and channel that carries a fact:
+-- order, a group of columns per channel (null where the order carries no fact):
 --   email: the customer's email_marketing_consent.state, else the order's older
 --          buyer_accepts_marketing flag;
 --   sms:   the customer's sms_marketing_consent.state.
@@ -25,30 +25,12 @@ fields as (
     from source
 ),
 
-facts as (
+states as (
     select
-        shop_id,
-        order_id,
-        'email' as channel,
+        *,
         coalesce(email_state, case buyer_accepts_marketing when 'true' then 'subscribed'
-                                                          when 'false' then 'not_subscribed' end) as state,
-        coalesce(nullif(email_updated_at, ''), created_at) as fact_at_text,
-        case when email_state is not null then 'customer.email_marketing_consent'
-             else 'buyer_accepts_marketing' end as source_field,
-        loaded_at
+                                                           when 'false' then 'not_subscribed' end) as email_platform_state
     from fields
-    where email_state is not null or buyer_accepts_marketing is not null
-    union all
-    select
-        shop_id,
-        order_id,
-        'sms' as channel,
-        sms_state,
-        coalesce(nullif(sms_updated_at, ''), created_at),
-        'customer.sms_marketing_consent',
-        loaded_at
-    from fields
-    where sms_state is not null
 ),
 
 final as (
@@ -57,15 +39,26 @@ final as (
         shop_id,
         order_id,
         'shopify:' || shop_id || ':' || order_id as order_key,
-        channel,
-        case state when 'subscribed' then 'granted'
-                   when 'unsubscribed' then 'withdrawn'
-                   else 'not_granted' end as consent,
-        state as platform_state,
-        {{ iso_ts('fact_at_text') }} as fact_at,
-        source_field,
+
+        -- email
+        case email_platform_state when 'subscribed' then 'granted'
+                                  when 'unsubscribed' then 'withdrawn'
+                                  else 'not_granted' end as email_consent,
+        email_platform_state,
+        {{ iso_ts("coalesce(nullif(email_updated_at, ''), created_at)") }} as email_fact_at,
+        case when email_state is not null then 'customer.email_marketing_consent'
+             else 'buyer_accepts_marketing' end as email_source_field,
+
+        -- sms
+        case sms_state when 'subscribed' then 'granted'
+                       when 'unsubscribed' then 'withdrawn'
+                       else 'not_granted' end as sms_consent,
+        sms_state as sms_platform_state,
+        {{ iso_ts("coalesce(nullif(sms_updated_at, ''), created_at)") }} as sms_fact_at,
+        'customer.sms_marketing_consent' as sms_source_field,
+
         loaded_at
-    from facts
+    from states
 )
 
 select * from final

@@ -3,6 +3,8 @@
 -- the project var `woocommerce_consent_meta_key` (default: the Mailchimp for WooCommerce
 -- plugin's `mailchimp_woocommerce_is_subscribed`, UNCONFIRMED for other plugins: set yours).
 -- 1/yes/true -> granted, 0/no/false -> not_granted; the fact's time is the order's creation.
+-- One row per order, in the same columns as stg_shopify__marketing_consent; WooCommerce
+-- keeps no SMS consent, so the sms columns are empty.
 
 with source as (
     select shop_id, order_id, payload, loaded_at from {{ source('raw', 'woocommerce_orders') }}
@@ -24,14 +26,21 @@ final as (
         shop_id,
         order_id,
         'woocommerce:' || shop_id || ':' || order_id as order_key,
-        'email' as channel,
-        case when flag in ('1', 'yes', 'true') then 'granted' else 'not_granted' end as consent,
-        flag as platform_state,
-        {{ utc_ts('created_gmt') }} as fact_at,
-        'meta_data.{{ var("woocommerce_consent_meta_key") }}' as source_field,
+
+        -- email (null where the order has no such meta entry)
+        case when flag in ('1', 'yes', 'true') then 'granted' else 'not_granted' end as email_consent,
+        flag as email_platform_state,
+        {{ utc_ts('created_gmt') }} as email_fact_at,
+        'meta_data.{{ var("woocommerce_consent_meta_key") }}' as email_source_field,
+
+        -- sms: none
+        cast(null as {{ type_text() }}) as sms_consent,
+        cast(null as {{ type_text() }}) as sms_platform_state,
+        cast(null as {{ type_timestamptz() }}) as sms_fact_at,
+        cast(null as {{ type_text() }}) as sms_source_field,
+
         loaded_at
     from fields
-    where flag is not null
 )
 
 select * from final

@@ -3,7 +3,7 @@
 -- then renames, casts and the order status mapped to our vocabulary.
 
 with source as (
-    {{ raw_rows(source('raw', 'woocommerce_orders')) }}
+    select * from {{ source('raw', 'woocommerce_orders') }}
 ),
 
 fields as (

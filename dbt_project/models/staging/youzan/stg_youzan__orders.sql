@@ -8,7 +8,7 @@
 -- message); the API gives no carrier or tracking number here.
 
 with source as (
-    {{ raw_rows(source('raw', 'youzan_orders')) }}
+    select * from {{ source('raw', 'youzan_orders') }}
 ),
 
 fields as (
