@@ -10,8 +10,8 @@ def pct(v):
     return f"{float(v or 0) * 100:.1f}%"
 
 
-def campaign(treated=800, holdout=80, converted=(40, 2), window=("2026-11-21", "2026-12-05")):
-    return {"campaign": "vip_thanks", "goal": "win back", "window": list(window),
+def campaign(treated=800, holdout=80, converted=(40, 2), window=("2026-11-21", "2026-12-05"), messages=()):
+    return {"messages": [{"channel": "sms", "status": s, "count": n} for s, n in messages],"campaign": "vip_thanks", "goal": "win back", "window": list(window),
             "treatment": {"customers": treated, "converted": converted[0]},
             "holdout": {"customers": holdout, "converted": converted[1]},
             "conversion_rate": {"treatment": converted[0] / treated if treated else None,
@@ -23,6 +23,9 @@ def test_a_campaign_without_results_is_too_early_not_zero():
     assert str(_campaign_row(campaign(), date(2026, 11, 20), pct)[4]) == "太早，尚未发送"
     assert str(_campaign_row(campaign(treated=0, holdout=0, converted=(0, 0)), date(2026, 12, 20), pct)[4]) \
         == "太早，尚未发送"
+    # messages the gateways took before the measuring window opens: not "not sent"
+    sent = _campaign_row(campaign(messages=(("accepted", 760), ("cancelled", 40))), date(2026, 11, 20), pct)
+    assert str(sent[4]) == "太早，已发送 760 条，观察期从 2026-11-21 开始"
     measuring = _campaign_row(campaign(), date(2026, 11, 30), pct)
     assert str(measuring[4]) == "太早，观察期到 2026-12-05" and measuring[2] == "5.0%"
     done = _campaign_row(campaign(), date(2026, 12, 6), pct)

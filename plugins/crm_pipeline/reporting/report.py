@@ -141,7 +141,13 @@ def _campaign_row(c: dict, as_of: date, pct) -> list:
     start, end = (date.fromisoformat(x) for x in c["window"])
     groups = f"{t['customers']} / {h['customers']}"
     cr, lift = c["conversion_rate"], c["conversion_lift"]
+    accepted = sum(m["count"] for m in c.get("messages") or [] if m["status"] == "accepted")
     if not t["customers"] or not h["customers"] or as_of < start:
+        # the gateways may have taken the messages already (they leave the morning after
+        # the night that planned them): say so, not "not sent"
+        if accepted:
+            return [name, groups, "", "", ch.Term(f"太早，已发送 {accepted} 条，观察期从 {start.isoformat()} 开始",
+                                                  "too early: sent, measuring has not started"), ""]
         return [name, groups, "", "", ch.Term("太早，尚未发送", "too early: not sent yet"), ""]
     rates = [pct(cr["treatment"]), pct(cr["holdout"])]
     if as_of < end:
