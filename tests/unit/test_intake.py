@@ -272,3 +272,18 @@ def test_common_chinese_headers_and_a_missing_field_named(tmp_path):
         list(read_intake(write_csv(tmp_path / "n.csv", rows), "s"))
     message = str(info.value)
     assert "names amount (e.g. 金额" in message and "row 2: ['客户姓名', '客户电话', '下单日期']" in message
+
+
+def test_two_name_columns_read_the_receivers_name_and_say_so(tmp_path, caplog):
+    """A Taobao-style export names the buyer twice: the account's nickname and the receiver.
+    The receiver's name is read, whichever column comes first, a warning names both, and
+    --map chooses the other."""
+    rows = [["订单编号", "买家昵称", "联系手机", "收货人姓名", "实付金额", "付款时间"],
+            ["T-1", "tb_sunny88", "13812345678", "周芷若", "99", "2026-11-01 10:00"]]
+    path = write_csv(tmp_path / "taobao.csv", rows)
+    with caplog.at_level("WARNING"):
+        (record,) = read_intake(path, "s")
+    assert record["name"] == "周芷若" and record["phone"] == "13812345678"
+    assert "'收货人姓名' and '买家昵称' both give name" in caplog.text
+    (chosen,) = read_intake(path, "s", parse_mapping(["买家昵称=name"]))
+    assert chosen["name"] == "tb_sunny88"

@@ -70,6 +70,12 @@ FIELD_ALIASES: dict[str, tuple[str, ...]] = {
 for field, aliases in FIELD_ALIASES.items():
     for alias in aliases:
         HEADER_ALIASES[alias.strip().lower()] = field
+# where two columns name one field: a receiver's or a person's name before an account's
+# nickname (a Taobao export carries both 买家会员名 and 收货人姓名); lower-cased headers
+NAME_PREFERENCE: dict[str, tuple[tuple[str, ...], ...]] = {
+    "name": (("收货人", "收货人姓名", "收件人", "收件人姓名"),
+             ("姓名", "客户姓名", "顾客姓名", "买家姓名", "会员姓名", "联系人", "name", "customer name")),
+}
 # what a header row must name: an amount, and someone to attach the order to
 REQUIRED = (("amount",), ("phone", "name", "buyer_id"))
 
@@ -259,13 +265,14 @@ def _csv_rows(path: Path, reader) -> Iterator[tuple[int, list[object]]]:
         raise IntakeError(f"{path.name} line {reader.line_num}: not a readable CSV line ({exc})") from None
 
 
-def _find_header(rows: list[tuple[int, list[object]]], mapping: dict[str, str]) -> tuple[int, dict[int, str]] | None:
+def _find_header(rows: list[tuple[int, list[object]]], mapping: dict[str, str],
+                 chosen_by_user: frozenset[str] = frozenset()) -> tuple[int, dict[int, str]] | None:
     """(position, columns) of the first of the first few rows that names the needed columns.
 
     Exports often open with a title or a date range above the header.
     """
     for at, (_, row) in enumerate(rows[:HEADER_SEARCH_ROWS]):
-        columns = _columns(row, mapping)
+        columns = _columns(row, mapping, chosen_by_user=chosen_by_user)
         if all(set(need) & set(columns.values()) for need in REQUIRED):
             return at, columns
     return None
@@ -303,19 +310,41 @@ def _clean(value: object) -> str:
     return str(value).strip()
 
 
-def _columns(header: list[object], mapping: dict[str, str]) -> dict[int, str]:
-    """Column index -> field for one candidate header row (the first column naming a field wins)."""
-    columns: dict[int, str] = {}
-    for i, name in enumerate(header):
-        field = mapping.get("" if name is None else str(name).strip().lower())
-        if field and field not in columns.values():
-            columns[i] = field
-    return columns
+def _rank(field: str, name: str, chosen_by_user: frozenset[str]) -> int:
+    """Which of two columns naming one field is read: a --map header first, then by NAME_PREFERENCE."""
+    if name in chosen_by_user:
+        return -1
+    for rank, names in enumerate(NAME_PREFERENCE.get(field, ())):
+        if name in names:
+            return rank
+    return len(NAME_PREFERENCE.get(field, ()))
+
+
+def _columns(header: list[object], mapping: dict[str, str], passed_over: list[tuple[str, str, str]] | None = None,
+             chosen_by_user: frozenset[str] = frozenset()) -> dict[int, str]:
+    """Column index -> field for one candidate header row. Where two columns name one field,
+    the better-ranked one is read (a receiver's name before a nickname), else the first;
+    `passed_over` collects (field, column read, column not read) for the warning."""
+    chosen: dict[str, tuple[int, int, str]] = {}  # field -> (rank, index, header)
+    for i, cell in enumerate(header):
+        name = "" if cell is None else str(cell).strip().lower()
+        field = mapping.get(name)
+        if not field:
+            continue
+        rank = _rank(field, name, chosen_by_user)
+        if field not in chosen or rank < chosen[field][0]:
+            if field in chosen and passed_over is not None:
+                passed_over.append((field, name, chosen[field][2]))
+            chosen[field] = (rank, i, name)
+        elif passed_over is not None:
+            passed_over.append((field, chosen[field][2], name))
+    return {i: field for field, (_, i, _) in sorted(chosen.items(), key=lambda kv: kv[1][1])}
 
 
 def read_intake(path: Path, shop_id: str, mapping: dict[str, str] | None = None,
                 tz: ZoneInfo = ZoneInfo("Asia/Shanghai")) -> Iterator[dict]:
     """Yield one record per data row, streamed (see module doc)."""
+    chosen_by_user = frozenset(mapping or ())
     mapping = {**HEADER_ALIASES, **(mapping or {})}
     seen: dict[str, int] = {}
     first: tuple[str | None, list] | None = None
@@ -330,7 +359,7 @@ def read_intake(path: Path, shop_id: str, mapping: dict[str, str] | None = None,
             continue
         if first is None:
             first = (name, top)
-        header = _find_header(top, mapping)
+        header = _find_header(top, mapping, chosen_by_user)
         if header is None:
             # a summary or notes sheet beside the order sheets: said, not read (a file with
             # no order sheet at all is refused below, with its headers)
@@ -342,6 +371,11 @@ def read_intake(path: Path, shop_id: str, mapping: dict[str, str] | None = None,
         headers_found += 1
         sheet = "" if name is None or count == 1 else f" sheet {name!r}"
         at, columns = header
+        passed_over: list[tuple[str, str, str]] = []
+        _columns(top[at][1], mapping, passed_over, chosen_by_user)
+        for field, read, skipped in passed_over:
+            log.warning("%s%s: columns %r and %r both give %s; %r is read (--map %s=%s to choose the other)",
+                        path.name, sheet, read, skipped, field, read, skipped, field)
         yield from _records(path.name + sheet, _chain(top[at + 1:], rows), columns, shop_id, tz, seen)
     if first is None:
         raise IntakeError(f"{path.name}: the file is empty (no header row, no data)")
