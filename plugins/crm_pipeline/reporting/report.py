@@ -44,9 +44,15 @@ def gather(conn, as_of: date) -> dict:
         select date_trunc('week', paid_date)::date as wk, platform, count(*), sum(net_amount_cny)
         from marts.fct_orders where is_paid and paid_date between %s and %s group by 1, 2 order by 1, 2""",
                              start, as_of)
+    # margin is revenue less the lines' catalog cost: a platform none of whose paid orders
+    # has a cost (spreadsheet shops selling products not in product_catalog) has no margin
     d["platform_totals"] = _q(conn, """
-        select platform, sum(paid_orders), sum(revenue_cny), sum(margin_cny)
-        from marts.kpi_platform_monthly group by 1 order by 3 desc""")
+        select k.platform, sum(k.paid_orders), sum(k.revenue_cny), sum(k.margin_cny),
+               max(c.costed_share)
+        from marts.kpi_platform_monthly as k
+        left join (select platform, avg(case when cost_cny > 0 then 1.0 else 0 end) as costed_share
+                   from marts.fct_orders where is_paid group by platform) as c on c.platform = k.platform
+        group by 1 order by 3 desc""")
     d["new_vs_returning"] = _q(conn, """
         select to_char(date_trunc('week', kpi_date), 'MM-DD'), sum(new_customers), sum(returning_customers)
         from marts.kpi_daily where kpi_date between %s and %s
@@ -156,6 +162,16 @@ def _campaign_row(c: dict, as_of: date, pct) -> list:
             f"[{lift['ci95'][0] * 100:+.1f}, {lift['ci95'][1] * 100:+.1f}]"]
 
 
+def _margin(margin, costed_share):
+    """A platform's margin; "—" where no paid order has a known cost (it would show revenue as
+    margin), the figure with the costed share in its tooltip where some lack one."""
+    if not costed_share:
+        return ch.Term("—", "no product cost known (seeds/product_catalog.csv)")
+    if costed_share < 1:
+        return ch.Term(ch._fmt(float(margin)), f"{float(costed_share) * 100:.0f}% of paid orders have a cost")
+    return float(margin)
+
+
 def render(d: dict, campaigns: list[dict]) -> str:
     """The page: Chinese words throughout; an English key shows in the tooltip where a table keeps one."""
     from crm_pipeline import labels as lb
@@ -178,8 +194,8 @@ def render(d: dict, campaigns: list[dict]) -> str:
                                         for w in weeks] for p in platforms}
     platform_chart = ch.stacked_columns([w.strftime("%m-%d") for w in weeks], rev)
     platform_table = ch.table(["平台", "付款订单", "收入 ¥", "毛利 ¥"],
-                              [[T(lb.PLATFORMS.get(p, p), p), int(o), float(r), float(m)]
-                               for p, o, r, m in d["platform_totals"]])
+                              [[T(lb.PLATFORMS.get(p, p), p), int(o), float(r), _margin(m, share)]
+                               for p, o, r, m, share in d["platform_totals"]])
     nvr = ch.lines({T("新客", "new"): [(w, float(n)) for w, n, _ in d["new_vs_returning"]],
                     T("回头客", "returning"): [(w, float(r)) for w, _, r in d["new_vs_returning"]]})
     rfm = ch.hbar([(T(lb.zh(lb.RFM_SEGMENTS, s), s or "unscored"), float(n)) for s, n, _ in d["rfm"]])
