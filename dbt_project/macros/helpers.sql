@@ -38,6 +38,31 @@
     {{ return(['taobao', 'jd', 'shopify', 'woocommerce', 'youzan', 'intake']) }}
 {%- endmacro %}
 
+{#- A raw landing table, read by a staging model. PostgreSQL decompresses a compressed
+    jsonb again for every `payload ->> 'field'`, and staging reads 30-40 fields. Payloads
+    are stored uncompressed where the row fits a page (D122); one that is compressed (a
+    large order, or a row landed before D122) is decompressed here once per row (D20;
+    the lateral keeps loaded_at filters on the table's index). Other engines read the
+    table as it is. -#}
+{% macro raw_rows(relation) -%}
+    {{ return(adapter.dispatch('raw_rows', 'crm')(relation)) }}
+{%- endmacro %}
+
+{% macro default__raw_rows(relation) -%}
+    select r.shop_id, r.order_id, r.source_updated_at, d.payload, r.derived, r.payload_hash, r.batch_id, r.loaded_at
+    from {{ relation }} as r
+    cross join lateral (
+        select case when pg_column_compression(r.payload) is null then r.payload
+                    else r.payload || '{}'::jsonb end as payload
+        offset 0
+    ) as d
+{%- endmacro %}
+
+{% macro spark__raw_rows(relation) -%}
+    select shop_id, order_id, source_updated_at, payload, derived, payload_hash, batch_id, loaded_at
+    from {{ relation }}
+{%- endmacro %}
+
 {#- Materialization settings that differ by engine. Order-level models are incremental
     with dbt's delete+insert on PostgreSQL; on Spark merge needs a table format that
     supports it (Delta, Iceberg, Hudi: var spark_file_format), else they are tables. -#}
@@ -55,12 +80,26 @@
 {%- endmacro %}
 
 {#- The incremental filter on a landing time column: rows landed since the newest in
-    this model, minus incremental_lookback_days for a landing that committed late. -#}
+    this model, minus incremental_lookback_days for a landing that committed late.
+    The upper bound is always true; it is there for PostgreSQL's planner, which guesses
+    a third of the table for `> (subquery)` and reads all of it, but a two-sided range
+    as narrow and takes the loaded_at index (2.0 s -> 0.02 s on 1M versions, D122). -#}
 {% macro landed_since(column, this_column=none) -%}
     {{ column }} > (select coalesce({{ dbt.dateadd('day', -1 * var('incremental_lookback_days'),
                                                    'max(' ~ (this_column or column) ~ ')') }},
                                    cast('1900-01-01' as {{ type_timestamptz() }}))
                     from {{ this }})
+    and {{ column }} < {{ far_future() }}
+{%- endmacro %}
+
+{#- Rows a model (re)wrote since this one last ran: its modeled_at stamp is newer (the
+    same always-true upper bound as landed_since, for the modeled_at index). -#}
+{% macro modeled_since(column='modeled_at') -%}
+    {{ column }} > (select max({{ column }}) from {{ this }}) and {{ column }} < {{ far_future() }}
+{%- endmacro %}
+
+{% macro far_future() -%}
+    cast('3000-01-01' as {{ type_timestamptz() }})
 {%- endmacro %}
 
 {#- The run's start, stamped on the rows a model (re)writes. -#}

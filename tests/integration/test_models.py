@@ -307,7 +307,8 @@ def test_kpis_agree_with_orders(modeled):
 # record must follow, R4, with no status or amount change to notice), a single-order
 # buyer's order with every contact field erased (its node must lose its identifiers), a
 # single-order buyer's order reassigned to another buyer (the node it leaves must go), an
-# order whose buyer withdrew SMS consent (a new consent fact on an old order), a
+# order whose buyer withdrew SMS consent (a new consent fact on an old order), one whose
+# SMS consent is no longer sent (its old fact must go), a
 # repeat order from an existing buyer, and a guest order carrying one customer's phone
 # and another's e-mail, which merges the two (R3) so the younger customer's old orders
 # change customer_id without being landed again.
@@ -366,6 +367,14 @@ where (shop_id, order_id) = (
     where payload -> 'customer' -> 'sms_marketing_consent' ->> 'state' = 'subscribed' and batch_id <> 'night'
     order by order_id limit 1);
 
+update raw.shopify_orders
+set payload = jsonb_set(payload, '{customer,sms_marketing_consent}', 'null'),
+    payload_hash = md5(payload_hash || ':sms-gone'), source_updated_at = now(), loaded_at = now(), batch_id = 'night'
+where (shop_id, order_id) = (
+    select shop_id, order_id from raw.shopify_orders
+    where payload -> 'customer' -> 'sms_marketing_consent' ->> 'state' = 'subscribed' and batch_id <> 'night'
+    order by order_id desc limit 1);
+
 insert into raw.shopify_orders_versions
 select shop_id, order_id, source_updated_at, payload, derived, payload_hash, batch_id, loaded_at
 from raw.shopify_orders where batch_id = 'night';
@@ -398,7 +407,7 @@ INCREMENTAL_TABLES = {
     "intermediate.int_orders": "order_key", "intermediate.int_order_items": "order_key, line_no",
     "intermediate.int_order_status_history": "order_key, status",
     "intermediate.int_order_versions": "order_key, payload_hash",
-    "intermediate.int_order_consent": "order_key, channel", "marts.customer_consent": "customer_id, channel",
+    "intermediate.int_order_consent": "order_key", "marts.customer_consent": "customer_id, channel",
     "marts.fct_orders": "order_key", "marts.fct_order_items": "order_item_key",
     "marts.customer_identities": "identity_key", "intermediate.int_identity__nodes": "node_key",
     "intermediate.int_identity__node_identifiers": "node_key, identifier_type, identifier_value",
@@ -481,11 +490,13 @@ def test_full_refresh_equals_incremental(modeled, clone_database):
     moved = rows(url, "select d.city from marts.dim_customers as d join marts.fct_orders as f using (customer_id)"
                       " where f.city = '新搬的城市'")
     assert moved == [("新搬的城市",)], "the golden record follows a contact-only change of the newest order"
-    withdrawn = rows(url, "select c.consent from intermediate.int_order_consent as c join raw.shopify_orders as r"
-                          " on c.order_key = 'shopify:' || r.shop_id || ':' || r.order_id and c.channel = 'sms'"
-                          " where r.batch_id = 'night'"
-                          " and r.payload -> 'customer' -> 'sms_marketing_consent' ->> 'state' = 'unsubscribed'")
-    assert withdrawn == [("withdrawn",)], "a consent withdrawn on an old order reaches the facts incrementally"
+    sms = rows(url, "select r.payload -> 'customer' -> 'sms_marketing_consent' ->> 'state', c.sms_consent"
+                    " from intermediate.int_order_consent as c join raw.shopify_orders as r"
+                    " on c.order_key = 'shopify:' || r.shop_id || ':' || r.order_id"
+                    " where r.batch_id = 'night' and (jsonb_typeof(r.payload -> 'customer' -> 'sms_marketing_consent') = 'null'"
+                    " or r.payload -> 'customer' -> 'sms_marketing_consent' ->> 'state' = 'unsubscribed')")
+    assert set(sms) == {(None, None), ("unsubscribed", "withdrawn")} and len(sms) == 2, \
+        "a consent withdrawn on an old order reaches the facts incrementally, and one no longer sent is gone"
     erased = rows(url, "select o.node_key, (select count(*) from intermediate.int_identity__node_identifiers as i"
                        " where i.node_key = o.node_key) from intermediate.int_orders as o"
                        " join raw.shopify_orders as r on r.shop_id = o.shop_id and r.order_id = o.order_id"

@@ -1,51 +1,39 @@
-{{ config(indexes=[{'columns': ['order_key']}, {'columns': ['loaded_at']}],
-          **order_model_config(['order_key', 'channel'])) }}
--- Every order's marketing-consent facts (one row per order and channel that carries
--- one), all platforms, read from the payload once (D122): customer_consent joins this
--- table to the night's customers instead of re-reading every order's JSON.
--- Incremental (delete+insert by order and channel): the orders landed since the newest
--- this table holds, minus incremental_lookback_days. A platform never drops a consent
--- field from an order it once sent it on (Shopify always carries both states).
+{{ config(indexes=[{'columns': ['order_key'], 'unique': true}, {'columns': ['loaded_at']}],
+          **order_model_config('order_key')) }}
+-- Every Shopify and WooCommerce order's marketing-consent facts, one row per order with
+-- a group of columns per channel (empty where the order carries no fact), read from the
+-- payload once (D122): customer_consent takes each customer's latest fact per channel
+-- from this table instead of re-reading every order's JSON each night.
+-- Incremental (delete+insert by order): the orders landed since the newest this table
+-- holds, minus incremental_lookback_days. Every order keeps its row, facts or not, so an
+-- order whose newer version no longer carries a fact replaces the one that did.
 
-with facts as (
-    -- the staging models hold one row per order; here one per order and channel with a fact
+with orders as (
     {% for model in ['stg_shopify__marketing_consent', 'stg_woocommerce__marketing_consent'] %}
-    {% set outer_loop = loop %}
-    {% for channel in ['email', 'sms'] %}
-    select
-        order_key,
-        '{{ channel }}' as channel,
-        platform,
-        shop_id,
-        order_id,
-        {{ channel }}_consent as consent,
-        {{ channel }}_platform_state as platform_state,
-        {{ channel }}_fact_at as fact_at,
-        {{ channel }}_source_field as source_field,
-        loaded_at
-    from {{ ref(model) }}
-    where {{ channel }}_platform_state is not null
+    select * from {{ ref(model) }}
     {% if is_incremental() %}
-        and {{ landed_since('loaded_at') }}
+    where {{ landed_since('loaded_at') }}
     {% endif %}
-    {% if not (loop.last and outer_loop.last) %}union all{% endif %}
-    {% endfor %}
+    {% if not loop.last %}union all{% endif %}
     {% endfor %}
 ),
 
 final as (
     select
         order_key,
-        channel,
         platform,
         shop_id,
         order_id,
-        consent,
-        platform_state,
-        fact_at,
-        source_field,
+        email_consent,
+        email_platform_state,
+        email_fact_at,
+        email_source_field,
+        sms_consent,
+        sms_platform_state,
+        sms_fact_at,
+        sms_source_field,
         loaded_at
-    from facts
+    from orders
 )
 
 select * from final

@@ -4,7 +4,22 @@
 -- opt-out on that channel wherever the customer bought.
 
 with facts as (
-    select * from {{ ref('int_order_consent') }}
+    -- one row per order and channel that carries a fact
+    {% for channel in ['email', 'sms'] %}
+    select
+        order_key,
+        '{{ channel }}' as channel,
+        platform,
+        shop_id,
+        {{ channel }}_consent as consent,
+        {{ channel }}_platform_state as platform_state,
+        {{ channel }}_fact_at as fact_at,
+        {{ channel }}_source_field as source_field,
+        loaded_at
+    from {{ ref('int_order_consent') }}
+    where {{ channel }}_platform_state is not null
+    {% if not loop.last %}union all{% endif %}
+    {% endfor %}
 ),
 
 orders as (

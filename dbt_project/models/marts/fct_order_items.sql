@@ -12,7 +12,7 @@ with items as (
     {% if is_incremental() %}
     where order_key in (
         select order_key from {{ ref('fct_orders') }}
-        where modeled_at > (select max(modeled_at) from {{ this }})
+        where {{ modeled_since() }}
     )
     {% endif %}
 ),

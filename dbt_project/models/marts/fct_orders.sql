@@ -18,7 +18,7 @@ with identity as (
 {% if is_incremental() %}
 changed as (
     select order_key from {{ ref('int_orders') }}
-    where modeled_at > (select max(modeled_at) from {{ this }})
+    where {{ modeled_since() }}
     union
     select f.order_key
     from {{ this }} as f

@@ -2,7 +2,7 @@
 -- vocabulary): the status history.
 
 with source as (
-    select * from {{ source('raw', 'intake_orders_versions') }}
+    {{ raw_rows(source('raw', 'intake_orders_versions')) }}
 ),
 
 renamed as (

@@ -3,7 +3,7 @@
 -- status vocabulary (the intake validates it) and gives one time: paid_at.
 
 with source as (
-    select * from {{ source('raw', 'intake_orders') }}
+    {{ raw_rows(source('raw', 'intake_orders')) }}
 ),
 
 fields as (

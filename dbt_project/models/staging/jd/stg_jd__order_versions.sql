@@ -2,7 +2,7 @@
 -- same mapping as stg_jd__orders): the status history.
 
 with source as (
-    select * from {{ source('raw', 'jd_orders_versions') }}
+    {{ raw_rows(source('raw', 'jd_orders_versions')) }}
 ),
 
 fields as (

@@ -3,7 +3,7 @@
 -- them, then renames, casts and JD's order state mapped to our vocabulary.
 
 with source as (
-    select * from {{ source('raw', 'jd_orders') }}
+    {{ raw_rows(source('raw', 'jd_orders')) }}
 ),
 
 fields as (

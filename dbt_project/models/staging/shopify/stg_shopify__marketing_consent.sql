@@ -8,7 +8,7 @@
 -- Shopify gives one, else the order's creation.
 
 with source as (
-    select shop_id, order_id, payload, loaded_at from {{ source('raw', 'shopify_orders') }}
+    select shop_id, order_id, payload, loaded_at from ({{ raw_rows(source('raw', 'shopify_orders')) }}) as r
 ),
 
 fields as (
@@ -41,18 +41,20 @@ final as (
         'shopify:' || shop_id || ':' || order_id as order_key,
 
         -- email
-        case email_platform_state when 'subscribed' then 'granted'
-                                  when 'unsubscribed' then 'withdrawn'
-                                  else 'not_granted' end as email_consent,
+        case when email_platform_state is null then null
+             when email_platform_state = 'subscribed' then 'granted'
+             when email_platform_state = 'unsubscribed' then 'withdrawn'
+             else 'not_granted' end as email_consent,
         email_platform_state,
         {{ iso_ts("coalesce(nullif(email_updated_at, ''), created_at)") }} as email_fact_at,
         case when email_state is not null then 'customer.email_marketing_consent'
              else 'buyer_accepts_marketing' end as email_source_field,
 
         -- sms
-        case sms_state when 'subscribed' then 'granted'
-                       when 'unsubscribed' then 'withdrawn'
-                       else 'not_granted' end as sms_consent,
+        case when sms_state is null then null
+             when sms_state = 'subscribed' then 'granted'
+             when sms_state = 'unsubscribed' then 'withdrawn'
+             else 'not_granted' end as sms_consent,
         sms_state as sms_platform_state,
         {{ iso_ts("coalesce(nullif(sms_updated_at, ''), created_at)") }} as sms_fact_at,
         'customer.sms_marketing_consent' as sms_source_field,

@@ -2,7 +2,7 @@
 -- same mapping as stg_shopify__orders): the status history.
 
 with source as (
-    select * from {{ source('raw', 'shopify_orders_versions') }}
+    {{ raw_rows(source('raw', 'shopify_orders_versions')) }}
 ),
 
 fields as (

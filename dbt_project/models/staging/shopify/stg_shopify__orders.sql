@@ -9,7 +9,7 @@
 {% set refund_where = [('kind', 'in', ["'refund'"]), ('status', 'in', ["'success'"])] %}
 
 with source as (
-    select * from {{ source('raw', 'shopify_orders') }}
+    {{ raw_rows(source('raw', 'shopify_orders')) }}
 ),
 
 fields as (

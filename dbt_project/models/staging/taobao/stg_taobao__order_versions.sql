@@ -2,7 +2,7 @@
 -- (the same mapping as stg_taobao__orders): the status history.
 
 with source as (
-    select * from {{ source('raw', 'taobao_trades_versions') }}
+    {{ raw_rows(source('raw', 'taobao_trades_versions')) }}
 ),
 
 fields as (

@@ -3,7 +3,7 @@
 -- renames, casts and TOP's trade status mapped to our vocabulary.
 
 with source as (
-    select * from {{ source('raw', 'taobao_trades') }}
+    {{ raw_rows(source('raw', 'taobao_trades')) }}
 ),
 
 fields as (

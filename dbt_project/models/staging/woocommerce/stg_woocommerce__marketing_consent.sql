@@ -7,7 +7,7 @@
 -- keeps no SMS consent, so the sms columns are empty.
 
 with source as (
-    select shop_id, order_id, payload, loaded_at from {{ source('raw', 'woocommerce_orders') }}
+    select shop_id, order_id, payload, loaded_at from ({{ raw_rows(source('raw', 'woocommerce_orders')) }}) as r
 ),
 
 fields as (
@@ -28,7 +28,8 @@ final as (
         'woocommerce:' || shop_id || ':' || order_id as order_key,
 
         -- email (null where the order has no such meta entry)
-        case when flag in ('1', 'yes', 'true') then 'granted' else 'not_granted' end as email_consent,
+        case when flag is null then null when flag in ('1', 'yes', 'true') then 'granted' else 'not_granted' end
+            as email_consent,
         flag as email_platform_state,
         {{ utc_ts('created_gmt') }} as email_fact_at,
         'meta_data.{{ var("woocommerce_consent_meta_key") }}' as email_source_field,

@@ -2,7 +2,7 @@
 -- (the same mapping as stg_woocommerce__orders): the status history.
 
 with source as (
-    select * from {{ source('raw', 'woocommerce_orders_versions') }}
+    {{ raw_rows(source('raw', 'woocommerce_orders_versions')) }}
 ),
 
 fields as (

@@ -3,7 +3,7 @@
 -- then renames, casts and the order status mapped to our vocabulary.
 
 with source as (
-    select * from {{ source('raw', 'woocommerce_orders') }}
+    {{ raw_rows(source('raw', 'woocommerce_orders')) }}
 ),
 
 fields as (

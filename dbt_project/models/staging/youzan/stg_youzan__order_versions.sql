@@ -2,7 +2,7 @@
 -- same mapping as stg_youzan__orders): the status history.
 
 with source as (
-    select * from {{ source('raw', 'youzan_orders_versions') }}
+    {{ raw_rows(source('raw', 'youzan_orders_versions')) }}
 ),
 
 fields as (

@@ -8,7 +8,7 @@
 -- message); the API gives no carrier or tracking number here.
 
 with source as (
-    select * from {{ source('raw', 'youzan_orders') }}
+    {{ raw_rows(source('raw', 'youzan_orders')) }}
 ),
 
 fields as (
