@@ -49,7 +49,7 @@ FIELD_ALIASES: dict[str, tuple[str, ...]] = {
     "order_id": ("order_id", "order id", "order", "order no", "订单号", "订单编号", "单号", "订单ID", "订单编码",
                  "外部订单号", "原始单号"),
     "buyer_id": ("buyer_id", "buyer id", "customer_id", "买家id", "买家ID", "会员id", "会员ID", "会员编号", "客户ID",
-                 "客户编号", "微信号", "微信"),
+                 "客户编号", "微信号", "微信", "买家会员名", "买家账号"),
     "name": ("name", "customer", "customer name", "nickname", "姓名", "昵称", "客户", "客户姓名", "客户名称", "顾客姓名",
              "收货人", "收货人姓名", "收件人", "收件人姓名", "买家昵称", "买家姓名", "会员名", "会员姓名", "联系人"),
     "phone": ("phone", "mobile", "tel", "telephone", "phone number", "手机", "手机号", "手机号码", "电话", "电话号码",
@@ -60,24 +60,29 @@ FIELD_ALIASES: dict[str, tuple[str, ...]] = {
     "province": ("province", "state", "省", "省份", "所在省份"),
     "city": ("city", "市", "城市", "所在城市"),
     "amount": ("amount", "total", "price", "order total", "金额", "实付金额", "付款金额", "总价", "订单金额", "实收金额",
-               "支付金额", "成交金额", "消费金额", "应付金额", "实付款", "金额(元)", "金额（元）"),
+               "支付金额", "成交金额", "消费金额", "应付金额", "实付款", "金额(元)", "金额（元）", "买家实际支付金额",
+               "实际支付金额"),
     "paid_at": ("paid_at", "date", "paid", "order_date", "order date", "付款时间", "日期", "下单时间", "成交时间",
-                "付款日期", "支付时间", "订单日期", "下单日期", "购买日期", "成交日期", "创建时间"),
+                "付款日期", "支付时间", "订单日期", "下单日期", "购买日期", "成交日期", "创建时间", "订单付款时间",
+                "订单创建时间"),
     "quantity": ("quantity", "qty", "数量", "件数", "购买数量", "商品数量"),
-    "product": ("product", "item", "sku", "商品", "商品名称", "宝贝", "宝贝名称", "商品名", "产品", "产品名称", "品名"),
+    "product": ("product", "item", "sku", "商品", "商品名称", "宝贝", "宝贝名称", "商品名", "产品", "产品名称", "品名",
+                "宝贝标题", "商品标题"),
     "status": ("status", "状态", "订单状态", "交易状态"),
 }
 for field, aliases in FIELD_ALIASES.items():
     for alias in aliases:
         HEADER_ALIASES[alias.strip().lower()] = field
 # where two columns name one field: a receiver's or a person's name before an account's
-# nickname (a Taobao export carries both 买家会员名 and 收货人姓名); lower-cased headers
+# nickname (a Taobao export carries both 买家昵称 and 收货人姓名); lower-cased headers
 NAME_PREFERENCE: dict[str, tuple[tuple[str, ...], ...]] = {
     "name": (("收货人", "收货人姓名", "收件人", "收件人姓名"),
              ("姓名", "客户姓名", "顾客姓名", "买家姓名", "会员姓名", "联系人", "name", "customer name")),
+    # a mobile before a landline (a Taobao export's 联系电话 comes first and is mostly empty)
+    "phone": (("联系手机", "手机", "手机号", "手机号码", "收货人手机", "收件人手机", "客户手机", "买家手机", "mobile"),),
 }
-# what a header row must name: an amount, and someone to attach the order to
-REQUIRED = (("amount",), ("phone", "name", "buyer_id"))
+# what a header row must name: an amount, when, and someone to attach the order to
+REQUIRED = (("amount",), ("paid_at",), ("phone", "name", "buyer_id"))
 
 STATUS_ALIASES = {
     "paid": "paid", "已付款": "paid", "已支付": "paid", "付款": "paid",
@@ -87,6 +92,10 @@ STATUS_ALIASES = {
     "refunded": "refunded", "已退款": "refunded", "退款": "refunded",
     "closed": "closed", "cancelled": "closed", "canceled": "closed", "已关闭": "closed", "已取消": "closed",
     "unpaid": "unpaid", "待付款": "unpaid", "未付款": "unpaid",
+    # Taobao/Tmall order states as the seller's export writes them
+    "等待买家付款": "unpaid", "买家已付款，等待卖家发货": "paid", "等待卖家发货": "paid",
+    "卖家已发货，等待买家确认": "shipped", "等待买家确认收货": "shipped", "部分发货": "shipped",
+    "交易关闭": "closed",
 }
 EXCEL_EPOCH = datetime(1899, 12, 30)
 HEADER_SEARCH_ROWS = 10
@@ -321,24 +330,28 @@ def _rank(field: str, name: str, chosen_by_user: frozenset[str]) -> int:
 
 
 def _columns(header: list[object], mapping: dict[str, str], passed_over: list[tuple[str, str, str]] | None = None,
-             chosen_by_user: frozenset[str] = frozenset()) -> dict[int, str]:
+             chosen_by_user: frozenset[str] = frozenset(),
+             fallbacks: dict[str, list[int]] | None = None) -> dict[int, str]:
     """Column index -> field for one candidate header row. Where two columns name one field,
-    the better-ranked one is read (a receiver's name before a nickname), else the first;
-    `passed_over` collects (field, column read, column not read) for the warning."""
-    chosen: dict[str, tuple[int, int, str]] = {}  # field -> (rank, index, header)
+    the better-ranked one is read (a receiver's name before a nickname, a mobile before a
+    landline), else the first; `passed_over` collects (field, column read, column not read)
+    for the warning, `fallbacks` the other columns' indexes, read where the chosen is empty."""
+    candidates: dict[str, list[tuple[int, int, str]]] = {}  # field -> [(rank, index, header)]
     for i, cell in enumerate(header):
         name = "" if cell is None else str(cell).strip().lower()
         field = mapping.get(name)
-        if not field:
-            continue
-        rank = _rank(field, name, chosen_by_user)
-        if field not in chosen or rank < chosen[field][0]:
-            if field in chosen and passed_over is not None:
-                passed_over.append((field, name, chosen[field][2]))
-            chosen[field] = (rank, i, name)
-        elif passed_over is not None:
-            passed_over.append((field, chosen[field][2], name))
-    return {i: field for field, (_, i, _) in sorted(chosen.items(), key=lambda kv: kv[1][1])}
+        if field:
+            candidates.setdefault(field, []).append((_rank(field, name, chosen_by_user), i, name))
+    columns: dict[int, str] = {}
+    for field, found in candidates.items():
+        found.sort()
+        columns[found[0][1]] = field
+        for _, i, name in found[1:]:
+            if passed_over is not None:
+                passed_over.append((field, found[0][2], name))
+            if fallbacks is not None and field != "name":  # a nickname is no stand-in for a name
+                fallbacks.setdefault(field, []).append(i)
+    return dict(sorted(columns.items()))
 
 
 def read_intake(path: Path, shop_id: str, mapping: dict[str, str] | None = None,
@@ -372,11 +385,18 @@ def read_intake(path: Path, shop_id: str, mapping: dict[str, str] | None = None,
         sheet = "" if name is None or count == 1 else f" sheet {name!r}"
         at, columns = header
         passed_over: list[tuple[str, str, str]] = []
-        _columns(top[at][1], mapping, passed_over, chosen_by_user)
+        fallbacks: dict[str, list[int]] = {}
+        _columns(top[at][1], mapping, passed_over, chosen_by_user, fallbacks)
         for field, read, skipped in passed_over:
-            log.warning("%s%s: columns %r and %r both give %s; %r is read (--map %s=%s to choose the other)",
-                        path.name, sheet, read, skipped, field, read, skipped, field)
-        yield from _records(path.name + sheet, _chain(top[at + 1:], rows), columns, shop_id, tz, seen)
+            if field == "name":
+                log.warning("%s%s: columns %r and %r both give name; %r is read (--map %s=buyer_id keeps the"
+                            " other as the buyer's account, --map %s=name reads it as the name)",
+                            path.name, sheet, read, skipped, read, skipped, skipped)
+            else:
+                log.warning("%s%s: columns %r and %r both give %s; %r is read, %r where it is empty"
+                            " (--map %s=%s reads it first)", path.name, sheet, read, skipped, field, read, skipped,
+                            skipped, field)
+        yield from _records(path.name + sheet, _chain(top[at + 1:], rows), columns, shop_id, tz, seen, fallbacks)
     if first is None:
         raise IntakeError(f"{path.name}: the file is empty (no header row, no data)")
     if not headers_found:
@@ -395,9 +415,12 @@ def _chain(head: list, rest: Iterator) -> Iterator:
 
 
 def _records(where_file: str, rows: Iterator[tuple[int, list[object]]], columns: dict[int, str], shop_id: str,
-             tz: ZoneInfo, seen: dict[str, int]) -> Iterator[dict]:
+             tz: ZoneInfo, seen: dict[str, int], fallbacks: dict[str, list[int]] | None = None) -> Iterator[dict]:
     for rownum, row in rows:
         cells = {columns[i]: row[i] for i in columns if i < len(row)}
+        for field, others in (fallbacks or {}).items():
+            if not _clean(cells.get(field)):
+                cells[field] = next((row[i] for i in others if i < len(row) and _clean(row[i])), cells.get(field))
         record: dict = {f: _clean(cells.get(f)) for f in FIELDS if f != "paid_at"}
         where = f"{where_file} row {rownum}"
         try:
@@ -418,7 +441,7 @@ def _records(where_file: str, rows: Iterator[tuple[int, list[object]]], columns:
             # would land under one id and one of them would be lost
             record.setdefault("__error__", f"{where}: order id {record['order_id']!r} was rounded by Excel (over 15 "
                                            "digits stored as a number); format the column as text and export again")
-        status = record["status"].lower()
+        status = record["status"].lower().replace(",", "，")  # exports write the comma either way
         record["status"] = STATUS_ALIASES.get(status, STATUS_ALIASES.get(record["status"], "paid" if not status else status))
         if record["status"] not in set(STATUS_ALIASES.values()):
             record.setdefault("__error__", f"{where}: unknown status {record['status']!r}")
