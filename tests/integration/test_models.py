@@ -432,6 +432,20 @@ def assert_equals_full_refresh(url: str, as_of) -> None:
     assert {t: d for t, d in incremental.items() if full[t] != d} == {}
 
 
+def test_spreadsheet_lines_find_the_catalog_by_title(modeled):
+    """A spreadsheet names products, not SKUs: a line whose product is a catalog title gets
+    the catalog's SKU, category, usage days (R11 reminders) and cost (margin)."""
+    lines = rows(modeled, """
+        select count(*), count(*) filter (where i.sku = c.sku and i.category = c.category
+                                           and i.usage_days = c.usage_days)
+        from marts.fct_order_items as i join reference.product_catalog as c on c.title = i.title
+        where i.platform = 'intake'""")[0]
+    assert lines[0] > 0 and lines[1] == lines[0], lines
+    costed = rows(modeled, "select count(*), count(*) filter (where cost_cny > 0) from marts.fct_orders"
+                           " where platform = 'intake' and is_paid")[0]
+    assert costed[0] > 0 and costed[1] > 0.9 * costed[0], costed
+
+
 def test_landed_payloads_are_stored_uncompressed(modeled):
     """D122: a raw row that fits a page keeps its payload uncompressed, so staging's 30-40
     `payload ->> field` reads do not each decompress it. PostgreSQL's default compresses

@@ -49,7 +49,8 @@ final as (
     select
         i.order_key,
         i.line_no,
-        coalesce(i.sku, c_title.sku) as sku,
+        -- the catalog's SKU where the line's SKU or, failing that, its title is in the catalog
+        coalesce(c_sku.sku, c_title.sku, i.sku) as sku,
         i.title,
         coalesce(c_sku.category, c_title.category, 'other') as category,
         coalesce(c_sku.usage_days, c_title.usage_days) as usage_days,
@@ -65,7 +66,9 @@ final as (
     from per_order as i
     inner join orders as o on o.order_key = i.order_key
     left join catalog as c_sku on c_sku.sku = i.sku
-    left join catalog as c_title on i.sku is null and c_title.title = i.title
+    -- a line whose SKU the catalog does not know (a spreadsheet's product name, a
+    -- platform's own code) matches by its exact title
+    left join catalog as c_title on c_sku.sku is null and c_title.title = trim(i.title)
 )
 
 select * from final
