@@ -185,17 +185,21 @@ def plan_campaign(conn, campaign: Campaign, send_date: date, tz: str) -> tuple[l
         # it) gives way to the next one they have, e.g. e-mail when only e-mail is consented
         options = [(ch, cfg, m["phone"] if ch == "sms" else m["email"] if ch == "email" else m["customer_id"])
                    for ch, cfg in campaign.channels.items()]
-        options = [o for o in options if o[2] and used[o[0]] < o[1]["budget"]]
+        options = [o for o in options if o[2]]
         allowed = [o for o in options if consented(m["customer_id"], o[0], o[2])]
-        if allowed or options:
-            chosen = (allowed or options)[0]
+        within = [o for o in allowed if used[o[0]] < o[1]["budget"]]
+        if within:
+            chosen = within[0]
+        elif options and not allowed:
+            # no channel the buyer consented to: proposed all the same, so the policy records
+            # the no_consent suppression, but it takes no message from the budget
+            chosen = options[0]
         if chosen is None:
-            has_contact = any((m["phone"] if ch == "sms" else m["email"] if ch == "email" else True)
-                              for ch in campaign.channels)
-            facts["over_budget" if has_contact else "no_contact"] += 1
+            facts["over_budget" if options else "no_contact"] += 1
             continue
         ch, cfg, contact = chosen
-        used[ch] += 1
+        if chosen in allowed:
+            used[ch] += 1
         facts["treated"] += 1
         key = f"campaign:{campaign.name}:{m['customer_id']}:{ch}:{send_date.isoformat()}"
         zone = m["timezone"] or tz  # the send time is the customer's own (their shop's zone)
