@@ -3,7 +3,7 @@
 from datetime import date
 
 from crm_pipeline.reporting import charts as ch
-from crm_pipeline.reporting.report import _campaign_row
+from crm_pipeline.reporting.report import _campaign_row, _margin
 
 
 def pct(v):
@@ -45,3 +45,13 @@ def test_axis_ticks_are_round_numbers():
 def test_tables_show_chinese_with_the_key_in_a_tooltip():
     html = ch.table(["分群", "客户数"], [[ch.Term("重要价值客户", "champions"), 3]])
     assert "<td title='champions'>重要价值客户</td>" in html
+
+
+def test_no_margin_is_shown_where_no_order_has_a_cost():
+    """A platform none of whose paid orders has a catalog cost would show its revenue as
+    margin: it shows "—"; a partly costed one says how much is costed."""
+    assert str(_margin(315_000.0, 0)) == "—"
+    assert str(_margin(315_000.0, None)) == "—"
+    partly = _margin(1200.0, 0.5)
+    assert str(partly) == "1.2k" and partly.key == "50% of paid orders have a cost"
+    assert _margin(1200.0, 1) == 1200.0

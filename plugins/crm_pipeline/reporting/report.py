@@ -44,15 +44,14 @@ def gather(conn, as_of: date) -> dict:
         select date_trunc('week', paid_date)::date as wk, platform, count(*), sum(net_amount_cny)
         from marts.fct_orders where is_paid and paid_date between %s and %s group by 1, 2 order by 1, 2""",
                              start, as_of)
-    # margin is revenue less the lines' catalog cost: a platform none of whose paid orders
-    # has a cost (spreadsheet shops selling products not in product_catalog) has no margin
+    # the same 90 days as the chart above it; margin is revenue less the lines' catalog cost:
+    # a platform none of whose paid orders has a cost (spreadsheet shops selling products
+    # not in product_catalog) has no margin
     d["platform_totals"] = _q(conn, """
-        select k.platform, sum(k.paid_orders), sum(k.revenue_cny), sum(k.margin_cny),
-               max(c.costed_share)
-        from marts.kpi_platform_monthly as k
-        left join (select platform, avg(case when cost_cny > 0 then 1.0 else 0 end) as costed_share
-                   from marts.fct_orders where is_paid group by platform) as c on c.platform = k.platform
-        group by 1 order by 3 desc""")
+        select platform, count(*), sum(net_amount_cny), sum(net_amount_cny - cost_cny),
+               avg(case when cost_cny > 0 then 1.0 else 0 end)
+        from marts.fct_orders where is_paid and paid_date between %s and %s
+        group by 1 order by 3 desc""", start, as_of)
     d["new_vs_returning"] = _q(conn, """
         select to_char(date_trunc('week', kpi_date), 'MM-DD'), sum(new_customers), sum(returning_customers)
         from marts.kpi_daily where kpi_date between %s and %s
@@ -62,8 +61,10 @@ def gather(conn, as_of: date) -> dict:
     d["rfm_moves"] = _q(conn, "select previous_segment, segment, count(*) from marts.customer_rfm_changes"
                               " where as_of_date = %s group by 1, 2 order by 3 desc limit 12", as_of)
     d["stages"] = dict(_q(conn, "select stage, count(*) from marts.customer_lifecycle group by 1"))
+    # a purchase that keeps the stage (loyal -> loyal) starts a new row but is no change
     d["transitions"] = _q(conn, "select transition, count(*) from marts.customer_lifecycle_history"
-                                " where valid_from_date between %s and %s group by 1 order by 2 desc limit 12",
+                                " where valid_from_date between %s and %s"
+                                " and stage is distinct from previous_stage group by 1 order by 2 desc limit 12",
                           as_of - timedelta(days=29), as_of)
     d["stage_trend"] = _q(conn, "select kpi_date, stage, customers from marts.lifecycle_daily"
                                 " where kpi_date between %s and %s and extract(dow from kpi_date) = 1"
@@ -196,6 +197,8 @@ def render(d: dict, campaigns: list[dict]) -> str:
     platform_table = ch.table(["平台", "付款订单", "收入 ¥", "毛利 ¥"],
                               [[T(lb.PLATFORMS.get(p, p), p), int(o), float(r), _margin(m, share)]
                                for p, o, r, m, share in d["platform_totals"]])
+    if any(not share for *_, share in d["platform_totals"]):
+        platform_table += "<p class='muted'>毛利“—”：该平台的付款订单都没有商品成本（在 seeds/product_catalog.csv 中维护）。</p>"
     nvr = ch.lines({T("新客", "new"): [(w, float(n)) for w, n, _ in d["new_vs_returning"]],
                     T("回头客", "returning"): [(w, float(r)) for w, _, r in d["new_vs_returning"]]})
     rfm = ch.hbar([(T(lb.zh(lb.RFM_SEGMENTS, s), s or "unscored"), float(n)) for s, n, _ in d["rfm"]])
