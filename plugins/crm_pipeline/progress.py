@@ -121,9 +121,9 @@ class DagRunWatcher(threading.Thread):
         what = ""
         if state == "success" and f:
             if platform == "intake":
-                what = (f"{len(f.get('files') or [])} file(s), {f.get('landed', 0):,} orders landed, "
+                what = (f"{len(f.get('files') or [])} file(s), {f.get('landed', 0):,} order versions landed, "
                         f"{f.get('quarantined', 0):,} quarantined")
             else:
-                what = (f"{f.get('landed', 0):,} orders landed, {f.get('quarantined', 0):,} quarantined, "
+                what = (f"{f.get('landed', 0):,} order versions landed, {f.get('quarantined', 0):,} quarantined, "
                         f"{f.get('pages', 0):,} pages")
         return f"extract {platform}/{shop} {DONE[state]} {_seconds(start, end)}" + (f": {what}" if what else "")

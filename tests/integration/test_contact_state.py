@@ -360,3 +360,37 @@ def test_a_campaign_budget_pays_only_for_messages_that_may_leave(modeled, clone_
     # frequency cap decided after the budget)
     assert suppressed.get("no_consent", 0) > 0
     assert planned + sum(n for rule, n in suppressed.items() if rule != "no_consent") == budget
+
+
+def test_a_planned_wave_takes_nobody_new_on_a_rerun(modeled, clone_database, at_now, tmp_path):
+    """R22: once a wave is planned its treatment and hold-out groups are fixed. A rerun of
+    the night after more buyers became eligible (here: the audience widened) plans and
+    assigns nobody new, so the lift compares people who were contacted with people who
+    were held out."""
+    from datetime import timedelta
+
+    from crm_pipeline.outreach.campaigns import load_campaign, plan_campaign
+    from crm_pipeline.warehouse import connect
+
+    url = clone_database(modeled, "wave")
+    send_day = MODEL_AS_OF + timedelta(days=1)
+
+    def campaign(min_orders: int):
+        path = tmp_path / f"wave_{min_orders}.yml"
+        path.write_text(
+            "name: wave_test\ngoal: test\nstart_date: 2026-11-18\nend_date: 2026-11-30\n"
+            f"send_dates: [{send_day.isoformat()}]\nsend_time: '10:00'\n"
+            f"audience: {{min_paid_orders: {min_orders}}}\n"
+            "channels: {sms: {budget: 100000, template: campaign_vip_thanks}}\nholdout: 0.2\n", encoding="utf-8")
+        return load_campaign(path)
+
+    with connect(url) as conn:
+        first, facts = plan_campaign(conn, campaign(3), send_day, "Asia/Shanghai")
+    assigned = rows(url, "select count(*) from outreach.campaign_assignments where campaign = 'wave_test'")[0][0]
+    assert first and assigned == facts["audience"]
+    with connect(url) as conn:
+        again, later = plan_campaign(conn, campaign(1), send_day, "Asia/Shanghai")
+    assert later["audience"] > facts["audience"]
+    assert rows(url, "select count(*) from outreach.campaign_assignments where campaign = 'wave_test'")[0][0] == assigned
+    assert {p.candidate.customer_id for p in again} == {p.candidate.customer_id for p in first}
+    assert later["joined_after_planning"] == later["audience"] - assigned

@@ -151,6 +151,14 @@ def plan_campaign(conn, campaign: Campaign, send_date: date, tz: str) -> tuple[l
         " union all select customer_id, assigned_group from outreach.campaign_assignments"
         " where campaign = %s and customer_id not in (select customer_id from outreach.customer_aliases())",
         (campaign.name, campaign.name)).fetchall())
+    # a wave's audience is fixed when it is first planned: a rerun of the night, or a night
+    # rerun after more orders came in, adds nobody to groups whose messages may be out (the
+    # lift would count people who were never contacted as treated)
+    if conn.execute("select 1 from outreach.campaign_assignments where campaign = %s and as_of_date = %s limit 1",
+                    (campaign.name, send_date)).fetchone():
+        late = [m for m in members if m["customer_id"] not in groups]
+        facts["joined_after_planning"] = len(late)
+        members = [m for m in members if m["customer_id"] in groups]
     # record assignment the first time a person is eligible; an existing assignment wins
     fresh = [(campaign.name, m["customer_id"], "holdout" if is_holdout(campaign.name, m["customer_id"], campaign.holdout)
               else "treatment", send_date) for m in members if m["customer_id"] not in groups]
