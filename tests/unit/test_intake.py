@@ -290,23 +290,28 @@ def test_two_name_columns_read_the_receivers_name_and_say_so(tmp_path, caplog):
 
 
 def test_a_taobao_seller_export_imports_as_written(tmp_path, caplog):
-    """千牛's order export: its own headers and order states, the buyer's account beside the
-    receiver, and a landline column before the mobile that is mostly empty."""
+    """千牛's order export: its own headers and order states, order numbers written as
+    ="..." so that Excel keeps all 19 digits, the buyer's account beside the receiver, a
+    landline column before the mobile that is mostly empty, and the creation time before
+    the payment time."""
     rows = [["订单编号", "买家会员名", "买家实际支付金额", "订单状态", "收货人姓名", "联系电话", "联系手机",
-             "订单付款时间", "宝贝标题"],
-            ["4012345678901234567", "sunny_tb88", "189.00", "买家已付款，等待卖家发货", "王秀英", "", "13812345678",
-             "2026-11-01 10:00:00", "玻尿酸保湿精华液 30ml"],
+             "订单创建时间", "订单付款时间", "宝贝标题", "宝贝总数量"],
+            ['="4012345678901234567"', "sunny_tb88", "567.00", "买家已付款，等待卖家发货", "王秀英", "",
+             "13812345678", "2026-10-31 23:50:00", "2026-11-01 10:00:00", "玻尿酸保湿精华液 30ml", "3"],
             ["4012345678901234568", "sunny_tb88", "79.00", "卖家已发货,等待买家确认", "王秀英", "021-62345678",
-             "13812345678", "2026-11-02 10:00:00", "氨基酸洁面乳 120g"],
+             "13812345678", "2026-11-02 09:00:00", "2026-11-02 10:00:00", "氨基酸洁面乳 120g", "1"],
             ["4012345678901234569", "lee_2020", "79.00", "交易关闭", "李雷", "010-88886666", "",
-             "2026-11-03 10:00:00", "氨基酸洁面乳 120g"]]
+             "2026-11-03 09:00:00", "2026-11-03 10:00:00", "氨基酸洁面乳 120g", "1"]]
+    path = write_csv(tmp_path / "ExportOrderList.csv", rows, encoding="gbk")
     with caplog.at_level("WARNING"):
-        records = list(read_intake(write_csv(tmp_path / "ExportOrderList.csv", rows), "s"))
+        records = list(read_intake(path, "s"))
     assert [r.get("__error__") for r in records] == [None, None, None]
-    assert [(r["buyer_id"], r["name"], r["phone"], r["status"], r["amount"]) for r in records] == [
-        ("sunny_tb88", "王秀英", "13812345678", "paid", "189.00"),
-        ("sunny_tb88", "王秀英", "13812345678", "shipped", "79.00"),
-        ("lee_2020", "李雷", "010-88886666", "closed", "79.00")]  # no mobile: the landline
+    assert [(r["order_id"], r["buyer_id"], r["name"], r["phone"], r["status"], r["amount"], r["quantity"])
+            for r in records] == [
+        ("4012345678901234567", "sunny_tb88", "王秀英", "13812345678", "paid", "567.00", 3),
+        ("4012345678901234568", "sunny_tb88", "王秀英", "13812345678", "shipped", "79.00", 1),
+        ("4012345678901234569", "lee_2020", "李雷", "010-88886666", "closed", "79.00", 1)]  # no mobile: the landline
+    assert records[0]["paid_at"].startswith("2026-11-01T10:00")  # paid, not created (23:50 the day before)
     assert "'联系手机' and '联系电话' both give phone" in caplog.text
     assert records[0]["product"] == "玻尿酸保湿精华液 30ml"
 

@@ -65,7 +65,7 @@ FIELD_ALIASES: dict[str, tuple[str, ...]] = {
     "paid_at": ("paid_at", "date", "paid", "order_date", "order date", "付款时间", "日期", "下单时间", "成交时间",
                 "付款日期", "支付时间", "订单日期", "下单日期", "购买日期", "成交日期", "创建时间", "订单付款时间",
                 "订单创建时间"),
-    "quantity": ("quantity", "qty", "数量", "件数", "购买数量", "商品数量"),
+    "quantity": ("quantity", "qty", "数量", "件数", "购买数量", "商品数量", "宝贝总数量", "宝贝数量", "商品总数量"),
     "product": ("product", "item", "sku", "商品", "商品名称", "宝贝", "宝贝名称", "商品名", "产品", "产品名称", "品名",
                 "宝贝标题", "商品标题"),
     "status": ("status", "状态", "订单状态", "交易状态"),
@@ -78,6 +78,8 @@ for field, aliases in FIELD_ALIASES.items():
 NAME_PREFERENCE: dict[str, tuple[tuple[str, ...], ...]] = {
     "name": (("收货人", "收货人姓名", "收件人", "收件人姓名"),
              ("姓名", "客户姓名", "顾客姓名", "买家姓名", "会员姓名", "联系人", "name", "customer name")),
+    # when it was paid before when it was created (a Taobao export has both)
+    "paid_at": (("paid_at", "paid", "付款时间", "付款日期", "支付时间", "订单付款时间"),),
     # a mobile before a landline (a Taobao export's 联系电话 comes first and is mostly empty)
     "phone": (("联系手机", "手机", "手机号", "手机号码", "收货人手机", "收件人手机", "客户手机", "买家手机", "mobile"),),
 }
@@ -311,12 +313,18 @@ def _rounded_by_excel(value: object) -> bool:
     return isinstance(value, str) and re.fullmatch(r"\s*\d(\.\d+)?[eE]\+?\d+\s*", value) is not None
 
 
+# ="1136056110429196499": how exports (千牛 among them) force Excel to keep a long number as text
+_EXCEL_TEXT = re.compile(r'^=\s*"(.*)"$', re.S)
+
+
 def _clean(value: object) -> str:
     if value is None:
         return ""
     if isinstance(value, float) and value.is_integer():
         value = int(value)
-    return str(value).strip()
+    text = str(value).strip()
+    forced = _EXCEL_TEXT.match(text)
+    return forced.group(1).strip() if forced else text
 
 
 def _rank(field: str, name: str, chosen_by_user: frozenset[str]) -> int:
