@@ -3,7 +3,7 @@
 from datetime import date
 
 from crm_pipeline.reporting import charts as ch
-from crm_pipeline.reporting.report import _campaign_row, _margin
+from crm_pipeline.reporting.report import _campaign_row, _margin, _margin_notes
 
 
 def pct(v):
@@ -55,3 +55,11 @@ def test_no_margin_is_shown_where_no_order_has_a_cost():
     partly = _margin(1200.0, 0.5)
     assert str(partly) == "1.2k" and partly.key == "50% of paid orders have a cost"
     assert _margin(1200.0, 1) == 1200.0
+
+
+def test_the_page_says_where_margin_leaves_out_unknown_costs():
+    totals = [("shopify", 10, 1000.0, 400.0, 1), ("intake", 5, 500.0, 450.0, 0.4), ("jd", 3, 300.0, 300.0, 0)]
+    notes = _margin_notes(totals)
+    assert "有成本的付款订单占比：表格导入 40%。" in notes and "毛利“—”：京东的付款订单都没有商品成本。" in notes
+    assert "seeds/product_catalog.csv" in notes
+    assert _margin_notes([("shopify", 10, 1000.0, 400.0, 1)]) == ""

@@ -72,3 +72,23 @@ def masked_key(raw: object) -> str | None:
         return None
     text = _STRIP.sub("", str(raw))
     return text if "*" in text else None
+
+
+_CN_MOBILE_E164 = re.compile(r"^\+861[3-9]\d{9}$")
+
+
+@lru_cache(maxsize=65536)
+def can_receive_sms(e164: str) -> bool:
+    """Whether a number in E.164 can take an SMS: a mainland number only if it is a mobile
+    (a landline such as +862038886666 cannot); elsewhere what ``phonenumbers`` says, and
+    yes where it cannot tell."""
+    if e164.startswith("+86"):
+        return _CN_MOBILE_E164.match(e164) is not None
+    import phonenumbers
+
+    try:
+        kind = phonenumbers.number_type(phonenumbers.parse(e164, None))
+    except phonenumbers.NumberParseException:
+        return True
+    return kind not in (phonenumbers.PhoneNumberType.FIXED_LINE, phonenumbers.PhoneNumberType.TOLL_FREE,
+                        phonenumbers.PhoneNumberType.PREMIUM_RATE, phonenumbers.PhoneNumberType.SHARED_COST)

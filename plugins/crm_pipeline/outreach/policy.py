@@ -8,7 +8,7 @@ Order of rules for each candidate message:
   1. opted_out          an opt-out matches customer or contact on this channel (R13),
                         or the buyer withdrew marketing consent on the platform
      no_consent         marketing where the shop needs an opt-in and the buyer gave none
-  2. no_contact         no phone / e-mail for the channel
+  2. no_contact         no phone / e-mail for the channel, or a landline for SMS
   3. quiet_hours        planned time falls in quiet hours in the recipient's own
                         time zone: deferred to the end of quiet hours, or dropped
                         when the type says so (R5)
@@ -27,6 +27,8 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, time, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
+
+from crm_pipeline.load.normalize import can_receive_sms
 
 
 @dataclass(frozen=True)
@@ -209,6 +211,9 @@ def decide(candidates: list[Candidate], policy: Policy, now: datetime, optouts: 
             continue
         if not c.recipient:
             decisions[c.key] = Decision(c, None, "no_contact", f"no {c.channel} address for the customer")
+            continue
+        if c.channel == "sms" and not can_receive_sms(c.recipient):
+            decisions[c.key] = Decision(c, None, "no_contact", "the customer's number is a landline (no SMS)")
             continue
         at = max(c.earliest, now)
         if in_quiet_hours(at, policy, tz):

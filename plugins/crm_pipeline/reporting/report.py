@@ -173,6 +173,24 @@ def _margin(margin, costed_share):
     return float(margin)
 
 
+def _margin_notes(platform_totals: list) -> str:
+    """Said on the page, not only in a tooltip: where margin leaves out costs it does not know."""
+    from crm_pipeline import labels as lb
+
+    partly = [f"{lb.PLATFORMS.get(p, p)} {float(share) * 100:.0f}%" for p, *_, share in platform_totals
+              if share and share < 1]
+    none = [lb.PLATFORMS.get(p, p) for p, *_, share in platform_totals if not share]
+    notes = []
+    if partly:
+        notes.append("毛利只扣除有商品成本的订单，其余订单的收入全部计入毛利（偏高）。"
+                     f"有成本的付款订单占比：{'，'.join(partly)}。")
+    if none:
+        notes.append(f"毛利“—”：{'，'.join(none)}的付款订单都没有商品成本。")
+    if notes:
+        notes.append("商品成本在 seeds/product_catalog.csv 中维护（按 SKU 或商品标题）。")
+    return "".join(f"<p class='muted'>{escape(n)}</p>" for n in notes)
+
+
 def render(d: dict, campaigns: list[dict]) -> str:
     """The page: Chinese words throughout; an English key shows in the tooltip where a table keeps one."""
     from crm_pipeline import labels as lb
@@ -197,8 +215,7 @@ def render(d: dict, campaigns: list[dict]) -> str:
     platform_table = ch.table(["平台", "付款订单", "收入 ¥", "毛利 ¥"],
                               [[T(lb.PLATFORMS.get(p, p), p), int(o), float(r), _margin(m, share)]
                                for p, o, r, m, share in d["platform_totals"]])
-    if any(not share for *_, share in d["platform_totals"]):
-        platform_table += "<p class='muted'>毛利“—”：该平台的付款订单都没有商品成本（在 seeds/product_catalog.csv 中维护）。</p>"
+    platform_table += _margin_notes(d["platform_totals"])
     nvr = ch.lines({T("新客", "new"): [(w, float(n)) for w, n, _ in d["new_vs_returning"]],
                     T("回头客", "returning"): [(w, float(r)) for w, _, r in d["new_vs_returning"]]})
     rfm = ch.hbar([(T(lb.zh(lb.RFM_SEGMENTS, s), s or "unscored"), float(n)) for s, n, _ in d["rfm"]])
