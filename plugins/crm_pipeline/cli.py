@@ -389,6 +389,16 @@ def cmd_intake(args) -> int:
             print(redact(f"  - {reason}" if " row " in reason else f"  - order {order_id}: {reason}"))
         if result.counts.quarantined > len(result.rejected):
             print(f"  ... and {result.counts.quarantined - len(result.rejected)} more")
+        from crm_pipeline.quality.suites import QUARANTINE_CRITICAL_SHARE, QUARANTINE_MIN_RECEIVED
+
+        received = result.counts.received
+        if received >= QUARANTINE_MIN_RECEIVED and result.counts.quarantined > QUARANTINE_CRITICAL_SHARE * received:
+            # the raw checkpoint judges a shop by its last batch: say now what the night will say
+            print(f"{path.name}: {result.counts.quarantined} of {received} rows quarantined (over "
+                  f"{QUARANTINE_CRITICAL_SHARE:.0%}): the next run stops at the raw_landing checkpoint until a "
+                  f"corrected file for shop {args.shop} is imported (crm quarantine list --shop {args.shop})",
+                  file=sys.stderr)
+            return EXIT_QUALITY
     return EXIT_OK
 
 

@@ -39,6 +39,7 @@ CASES = [
     ("intake", ["intake", "{zip_not_workbook}", "--shop", "wechat_social"], REJECTED, "not an Excel workbook"),
     ("intake", ["intake", "{bomb}", "--shop", "wechat_social"], REJECTED, "refused without unpacking"),
     ("intake", ["intake", "{no_amount}", "--shop", "wechat_social"], REJECTED, "amount (e.g. 金额"),
+    ("intake", ["intake", "{rounded_ids}", "--shop", "wechat_social"], QUALITY, "next run stops at the raw_landing"),
     ("transform", ["transform"], USAGE, "--date"),
     ("clv", ["clv"], USAGE, "--date"),
     ("clv", ["clv", "--date", "2026-02-30"], USAGE, "not a date"),
@@ -99,6 +100,10 @@ def files(tmp_path_factory):
     out["bomb"] = str(zip_bomb(d / "bomb.xlsx"))
     (d / "no_amount.csv").write_text("客户姓名,客户电话,日期\n张三,13812345678,2026-11-01\n", encoding="utf-8")
     out["no_amount"] = str(d / "no_amount.csv")
+    # order numbers Excel rounded (stored as numbers): every row quarantined
+    (d / "rounded.csv").write_text("订单编号,姓名,手机,金额,日期\n" + "".join(
+        f"4.01234567890123E+18,张三{i},138123456{i:02d},10,2026-11-01\n" for i in range(25)), encoding="utf-8")
+    out["rounded_ids"] = str(d / "rounded.csv")
     # a call sheet whose title and header rows were deleted
     row = {"agent": "a", "agent_rank": 1, "rank": 1, "customer_id": "C1", "call_round": 1, "round": "首次回访",
            "name": "张三", "phone": "+8613812345678", "reason_key": "all_fit", "reason": "例行回访", "script": "",
@@ -148,7 +153,8 @@ def test_a_bomb_lands_nothing(files, warehouse, capsys):
     code, text = run(["intake", files["bomb"], "--shop", "wechat_social"], capsys)
     assert code == REJECTED and "150 MB" in text and "CRM_INTAKE_MAX_MB" in text
     assert rows(warehouse, "select count(*) from raw.intake_orders")[0][0] == 0
-    assert rows(warehouse, "select count(*) from raw.quarantine")[0][0] == 0
+    assert rows(warehouse, "select count(*) from raw.quarantine where batch_id in"
+                           " (select batch_id from ops.load_batches where source = %s)", files["bomb"])[0][0] == 0
     failed = rows(warehouse, "select status, error from ops.load_batches where source = %s", files["bomb"])
     assert failed and all(s == "failed" and "refused" in e for s, e in failed)
 

@@ -149,6 +149,7 @@ def test_a_shop_whose_last_run_was_mostly_quarantined_stops_the_run(make_databas
     with pytest.raises(QualityError, match="raw_quarantine_share") as failed:
         run_checkpoint("raw_landing", url=url, record=False)
     assert "over 50%" in str(failed.value) and "crm quarantine list" in str(failed.value)
+    assert "taobao/tmall_flagship" in str(failed.value) and "taobao_outlet" not in str(failed.value)
 
     batch("b3", "tmall_flagship", 400, 30, 60)  # the next run: 7.5% quarantined
     result = run_checkpoint("raw_landing", url=url, record=False)

@@ -87,11 +87,24 @@ def run_checkpoint(name: str, url: str | None = None, as_of: date | None = None,
     for f in result.warnings:
         log.warning("quality warning in %s: %s %s", f["suite"], f["expectation"], f["description"])
     if result.critical and raise_on_critical:
-        lines = "; ".join(f"{f['suite']}: {f['description'] or f['expectation']} ({f['unexpected_count']})"
-                          for f in result.critical)
+        for f in result.critical:
+            f["where"] = _where(url, f["suite"])
+        lines = "; ".join(f"{f['suite']}: {f['description'] or f['expectation']} ({f['unexpected_count']}"
+                          + (f": {f['where']}" if f.get("where") else "") + ")" for f in result.critical)
         raise QualityError(f"checkpoint {name}: {len(result.critical)} critical expectation(s) failed: {lines}. "
                            "Nothing downstream runs; see out/docs/gx for the Data Docs")
     return result
+
+
+def _where(url: str, suite: str) -> str:
+    """The shops a failed suite is about (suites.FAILURE_WHERE), for its error message."""
+    from crm_pipeline.quality.suites import FAILURE_WHERE
+    from crm_pipeline.warehouse import connect
+
+    if suite not in FAILURE_WHERE:
+        return ""
+    with connect(url) as conn:
+        return ", ".join(r[0] for r in conn.execute(FAILURE_WHERE[suite]).fetchall()[:10])
 
 
 def _record(url: str, as_of: date, result: QualityResult) -> None:

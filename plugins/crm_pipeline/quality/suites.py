@@ -127,6 +127,14 @@ def quarantine_share_suite() -> Suite:
     )
 
 
+# where a failed suite's rows are, said in its error (GX reports only how many)
+FAILURE_WHERE = {
+    "raw_quarantine_share": (f"select platform || '/' || shop_id from ops.v_latest_load_batches"
+                             f" where received >= {QUARANTINE_MIN_RECEIVED}"
+                             f" and quarantined > {QUARANTINE_CRITICAL_SHARE} * received order by 1"),
+}
+
+
 def raw_suites() -> list[Suite]:
     return [_raw_suite(p) for p in PLATFORMS] + [quarantine_share_suite()]
 
