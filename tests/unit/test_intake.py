@@ -6,7 +6,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
-from crm_pipeline.extract.intake import IntakeError, MappingError, parse_date, parse_mapping, read_intake
+from crm_pipeline.extract.intake import IntakeError, MappingError, parse_date, parse_mapping, read_intake, split_address
 
 TZ = ZoneInfo("Asia/Shanghai")
 
@@ -321,3 +321,27 @@ def test_a_file_without_a_date_column_is_refused_not_quarantined_row_by_row(tmp_
     with pytest.raises(IntakeError) as info:
         list(read_intake(write_csv(tmp_path / "nodate.csv", rows), "s"))
     assert "paid_at (e.g. 付款时间" in str(info.value)
+
+
+@pytest.mark.parametrize("address, province, city", [
+    ("浙江省 杭州市 西湖区 文三路1号", "浙江省", "杭州市"),
+    ("浙江省杭州市西湖区文三路", "浙江省", "杭州市"),
+    ("上海浦东新区世纪大道100号", "上海市", "上海市"),
+    ("北京市朝阳区建国路", "北京市", "北京市"),
+    ("广西壮族自治区南宁市青秀区", "广西壮族自治区", "南宁市"),
+    ("湖北省恩施土家族苗族自治州恩施市", "湖北省", "恩施土家族苗族自治州"),
+    ("黑龙江省哈尔滨市南岗区", "黑龙江省", "哈尔滨市"),
+    ("上海路88号", "", ""),  # a street named after a city is no province
+    ("人民路88号", "", ""),
+])
+def test_province_and_city_from_a_one_line_address(address, province, city):
+    assert split_address(address) == (province, city)
+
+
+def test_a_row_with_only_an_address_gets_its_province_and_city(tmp_path):
+    rows = [["订单号", "客户姓名", "收货地址", "金额", "日期", "城市"],
+            ["A-1", "张三", "浙江省 杭州市 西湖区 文三路1号", "99", "2026-11-01", ""],
+            ["A-2", "李四", "江苏省苏州市工业园区", "99", "2026-11-01", "昆山市"]]  # a city column wins
+    first, second = read_intake(write_csv(tmp_path / "a.csv", rows), "s")
+    assert (first["province"], first["city"]) == ("浙江省", "杭州市")
+    assert (second["province"], second["city"]) == ("江苏省", "昆山市")

@@ -327,6 +327,26 @@ def _clean(value: object) -> str:
     return forced.group(1).strip() if forced else text
 
 
+_MUNICIPALITIES = ("北京", "天津", "上海", "重庆")
+_ADDRESS = re.compile(
+    r"^\s*(?P<province>(?:北京|天津|上海|重庆)(?:市|(?=\s|[^\s路街道巷弄]{1,4}[区县]))|[^\s省市]{2,3}省|[^\s省市]{2,8}?自治区|香港特别行政区|澳门特别行政区)"
+    r"\s*(?P<city>[^\s省市区县]{1,4}市|[^\s省市区县]{2,10}?自治州|[^\s省市区县]{2,6}?地区|[^\s省市区县]{2,6}?盟)?")
+
+
+def split_address(address: str) -> tuple[str, str]:
+    """Province and city from the front of a one-line mainland address, as shops write them
+    ("浙江省 杭州市 西湖区 ...", "上海市浦东新区..."); empty where it does not start with one.
+    A municipality is its own city."""
+    match = _ADDRESS.match(address or "")
+    if not match:
+        return "", ""
+    province = match.group("province")
+    if province in _MUNICIPALITIES:  # 上海浦东新区: the municipality without 市
+        province += "市"
+    city = match.group("city") or (province if province[:2] in _MUNICIPALITIES else "")
+    return province, city
+
+
 def _rank(field: str, name: str, chosen_by_user: frozenset[str]) -> int:
     """Which of two columns naming one field is read: a --map header first, then by NAME_PREFERENCE."""
     if name in chosen_by_user:
@@ -460,6 +480,11 @@ def _records(where_file: str, rows: Iterator[tuple[int, list[object]]], columns:
             seen[digest] = n
             record["order_id"] = f"IN-{digest}-{n}"
             record["order_id_derived"] = True
+        if record["address"] and not (record["province"] and record["city"]):
+            # after the derived order id, whose content it must not change
+            province, city = split_address(record["address"])
+            record["province"] = record["province"] or province
+            record["city"] = record["city"] or city
         if "__error__" in record:
             record["__row__"] = rownum
         yield record
