@@ -73,9 +73,10 @@ FIELD_ALIASES: dict[str, tuple[str, ...]] = {
 for field, aliases in FIELD_ALIASES.items():
     for alias in aliases:
         HEADER_ALIASES[alias.strip().lower()] = field
-# where two columns name one field: a receiver's or a person's name before an account's
-# nickname (a Taobao export carries both 买家昵称 and 收货人姓名); lower-cased headers
-NAME_PREFERENCE: dict[str, tuple[tuple[str, ...], ...]] = {
+# where two columns name one field, which is read first (lower-cased headers, best group
+# first): a receiver's or a person's name before an account's nickname (a Taobao export
+# carries both 买家昵称 and 收货人姓名)
+COLUMN_PREFERENCE: dict[str, tuple[tuple[str, ...], ...]] = {
     "name": (("收货人", "收货人姓名", "收件人", "收件人姓名"),
              ("姓名", "客户姓名", "顾客姓名", "买家姓名", "会员姓名", "联系人", "name", "customer name")),
     # when it was paid before when it was created (a Taobao export has both)
@@ -348,13 +349,13 @@ def split_address(address: str) -> tuple[str, str]:
 
 
 def _rank(field: str, name: str, chosen_by_user: frozenset[str]) -> int:
-    """Which of two columns naming one field is read: a --map header first, then by NAME_PREFERENCE."""
+    """Which of two columns naming one field is read: a --map header first, then by COLUMN_PREFERENCE."""
     if name in chosen_by_user:
         return -1
-    for rank, names in enumerate(NAME_PREFERENCE.get(field, ())):
+    for rank, names in enumerate(COLUMN_PREFERENCE.get(field, ())):
         if name in names:
             return rank
-    return len(NAME_PREFERENCE.get(field, ()))
+    return len(COLUMN_PREFERENCE.get(field, ()))
 
 
 def _columns(header: list[object], mapping: dict[str, str], passed_over: list[tuple[str, str, str]] | None = None,
