@@ -17,7 +17,9 @@ BENCH_MODELS_KEEP=1 keeps the generated raw layer as a template database
 versions of the models at 5M orders then costs one generation (13 min here), not
 two. The template takes the raw layer's disk (about 2.5 GB per million orders); drop it
 when done.
-Prints `full_over_reference=R`, then `nightly_over_reference=R` last (issue 28: <= 6, <= 3).
+Prints `nightly_seconds` and `intraday_seconds` (the budgets D124 holds them to: 300 s
+and 180 s at 1M orders), then `full_over_reference=R` and `nightly_over_reference=R` last
+(issue 28 asked <= 6 and <= 3; D123/D124 say why they are reported, not held).
 """
 
 from __future__ import annotations
@@ -151,12 +153,19 @@ def main() -> int:
             copy_database("crm_bench_models", pristine)
     run_dbt(["seed"], AS_OF, url, capture=True)
 
+    # the best of three: the first run reads the raw layer from disk (3.8-9.4 s on the
+    # same code on two days), the builds after it find it cached
+    runs = []
     with psycopg.connect(url) as conn:
-        t = time.perf_counter()
-        conn.execute(REFERENCE)
-        conn.commit()
-        reference = time.perf_counter() - t
-    print(f"(a) reference RFM statement: {reference:.1f}s", flush=True)
+        for _ in range(3):
+            conn.execute("drop table if exists bench_reference_rfm")
+            t = time.perf_counter()
+            conn.execute(REFERENCE)
+            conn.commit()
+            runs.append(time.perf_counter() - t)
+    reference = min(runs)
+    print(f"(a) reference RFM statement: {reference:.1f}s (best of " + ", ".join(f"{r:.1f}" for r in runs) + ")",
+          flush=True)
 
     t = time.perf_counter()
     run_dbt(BUILD + ["--full-refresh"], AS_OF, url, capture=True)
@@ -179,6 +188,9 @@ def main() -> int:
     print(f"(d) the intraday path (+fct_orders +dim_customers) after {2 * max(1, n // 2000):,} more orders:"
           f" {intraday:.1f}s", flush=True)
     slowest("intraday", top=10)
+    # what a user waits for (D124): the night's build and the 30-minute intraday refresh
+    print(f"nightly_seconds={nightly:.1f}")
+    print(f"intraday_seconds={intraday:.1f}")
     print(f"full_over_reference={full / reference:.2f}")
     print(f"nightly_over_reference={nightly / reference:.2f}")
     return 0

@@ -322,6 +322,14 @@
                                       rows between unbounded preceding and current row)
 {%- endmacro %}
 
+{#- `with x as {{ materialized_cte() }} (...)`: PostgreSQL computes a CTE once even where
+    its columns are referenced several times (else it inlines a once-read CTE and repeats
+    each expression per reference: the running median, a subquery per row, ran four times
+    in int_customer_paid_orders). Spark has no such keyword. -#}
+{% macro materialized_cte() -%}{{ return(adapter.dispatch('materialized_cte', 'crm')()) }}{%- endmacro %}
+{% macro default__materialized_cte() -%}materialized{%- endmacro %}
+{% macro spark__materialized_cte() -%}{%- endmacro %}
+
 {% macro running_median_value(window_column, n) -%}
     {{ return(adapter.dispatch('running_median_value', 'crm')(window_column, n)) }}
 {%- endmacro %}

@@ -53,7 +53,8 @@ running as (
            d as (partition by customer_id, paid_date)
 ),
 
-with_median as (
+with_median as {{ materialized_cte() }} (
+    -- computed once: final reads the median three times
     select
         *,
         {{ running_median_value('gaps_so_far', 'n') }} as median_gap_days
