@@ -695,13 +695,14 @@ def cmd_campaign(args) -> int:
             print(json.dumps(camp.report(conn, campaign), indent=2, ensure_ascii=False, default=str))
         return EXIT_OK
     from crm_pipeline.clock import now
-    from crm_pipeline.outreach.ledger import plan
+    from crm_pipeline.outreach.ledger import plan, policy_screen
     from crm_pipeline.pipeline import _outreach_config, push_messages
 
     policy, gw = _outreach_config()
     send_day = args.date
     with connect() as conn:
-        proposals, counts = camp.plan_campaign(conn, campaign, send_day, settings.timezone)
+        proposals, counts = camp.plan_campaign(conn, campaign, send_day, settings.timezone,
+                                               screen=policy_screen(conn, policy, now()))
         if args.action == "plan":
             from crm_pipeline.outreach.ledger import decide_proposals
             from crm_pipeline.outreach.templates import MissingPlaceholder, render, template_name

@@ -217,7 +217,7 @@ def plan_outreach(as_of: date, url: str | None = None, only: tuple[str, ...] | N
     from crm_pipeline.extract.freshness import HOLD_RULE, shop_freshness
     from crm_pipeline.outreach import campaigns as camp
     from crm_pipeline.outreach import triggers
-    from crm_pipeline.outreach.ledger import PlanStats, hold, plan
+    from crm_pipeline.outreach.ledger import PlanStats, hold, plan, policy_screen
     from crm_pipeline.outreach.push import OptOutWatch
     from crm_pipeline.warehouse import connect
 
@@ -252,7 +252,8 @@ def plan_outreach(as_of: date, url: str | None = None, only: tuple[str, ...] | N
             for campaign in camp.load_campaigns(settings.config_dir / "campaigns"):
                 entry: dict = {}
                 if send_day in campaign.send_dates:
-                    items, counts = camp.plan_campaign(conn, campaign, send_day, settings.timezone)
+                    items, counts = camp.plan_campaign(conn, campaign, send_day, settings.timezone,
+                                                        screen=policy_screen(conn, policy, moment))
                     entry["audience"] = counts
                     entry["plan"] = plan(conn, items, policy, moment, as_of, settings.config_dir / "templates",
                                          gw_config.get("shop_name", "")).as_dict()

@@ -320,14 +320,15 @@ def test_marketing_needs_the_buyers_consent_where_the_shop_requires_it(modeled, 
 
 
 def test_a_campaign_budget_pays_only_for_messages_that_may_leave(modeled, clone_database, at_now, tmp_path):
-    """A buyer who never opted in (where the shop needs it) is proposed so that the
-    no_consent suppression is recorded, but takes nothing from the channel's budget: a
-    budget of N plans N messages as long as N consented buyers are left (the demo's SMS
-    budget of 400 went to 326 messages and 51 suppressions)."""
+    """A buyer who never opted in (where the shop needs it), or whom a frequency cap stops
+    (a marketing SMS the day before), is proposed so that the policy records the
+    suppression, but takes nothing from the channel's budget: a budget of N plans N
+    messages as long as N buyers the policy lets through are left (the demo's SMS budget
+    of 400 went to 326 messages, 51 no-consent and 23 frequency-cap suppressions)."""
     from datetime import timedelta
 
     from crm_pipeline.outreach.campaigns import load_campaign, plan_campaign
-    from crm_pipeline.outreach.ledger import plan
+    from crm_pipeline.outreach.ledger import plan, policy_screen
     from crm_pipeline.outreach.policy import load_policy
     from crm_pipeline.settings import get_settings
     from crm_pipeline.warehouse import connect
@@ -336,7 +337,7 @@ def test_a_campaign_budget_pays_only_for_messages_that_may_leave(modeled, clone_
     policy = load_policy(cfg / "policy.yml")
     send_day = MODEL_AS_OF + timedelta(days=1)
 
-    def run(budget: int) -> tuple[int, dict]:
+    def run(budget: int, capped: list[tuple[str, str]] = ()) -> tuple[list[str], dict]:
         url = clone_database(modeled, f"budget{budget}")
         path = tmp_path / f"budget_{budget}.yml"
         path.write_text(
@@ -347,19 +348,33 @@ def test_a_campaign_budget_pays_only_for_messages_that_may_leave(modeled, clone_
             encoding="utf-8")
         campaign = load_campaign(path)
         with connect(url) as conn:
-            proposals, _ = plan_campaign(conn, campaign, send_day, "Asia/Shanghai")
+            for customer, phone in capped:  # another shop campaign's SMS, accepted yesterday
+                conn.execute(
+                    "insert into outreach.message_ledger (idempotency_key, message_type, message_class, channel,"
+                    " customer_id, recipient, template, params, body, as_of_date, send_after, expires_at, timezone,"
+                    " status) values (%s, 'campaign', 'marketing', 'sms', %s, %s, 't', '{}', 'b', %s, %s, %s,"
+                    " 'Asia/Shanghai', 'accepted')",
+                    (f"planted:{customer}", customer, phone, MODEL_AS_OF, NOW - timedelta(days=1), NOW))
+            proposals, _ = plan_campaign(conn, campaign, send_day, "Asia/Shanghai",
+                                         screen=policy_screen(conn, policy, NOW))
             stats = plan(conn, proposals, policy, NOW, MODEL_AS_OF, cfg / "templates", "悦己生活")
-        planned = rows(url, "select count(*) from outreach.message_ledger where campaign = 'budget_test'")[0][0]
-        return planned, stats.suppressed
+        ledger = {r[0] for r in rows(url, "select customer_id from outreach.message_ledger"
+                                          " where campaign = 'budget_test'")}
+        # planned, most valuable first (the campaign's order)
+        return [p.candidate.customer_id for p in proposals if p.candidate.customer_id in ledger], stats.suppressed
 
     unlimited, suppressed = run(100_000)
     assert suppressed.get("no_consent", 0) > 0, "the world has buyers who never opted in"
-    budget = unlimited - 1
-    planned, suppressed = run(budget)
-    # every budgeted message was planned, or stopped by a rule that is not consent (a
-    # frequency cap decided after the budget)
-    assert suppressed.get("no_consent", 0) > 0
-    assert planned + sum(n for rule, n in suppressed.items() if rule != "no_consent") == budget
+    # the three most valuable buyers the policy let through are capped by a message yesterday
+    url = clone_database(modeled, "budget_phones")
+    phone = dict(rows(url, "select customer_id, phone_e164 from marts.dim_customers where customer_id = any(%s)",
+                      unlimited[:3]))
+    capped = [(c, phone[c]) for c in unlimited[:3]]
+    budget = len(unlimited) - len(capped) - 1
+    planned, suppressed = run(budget, capped)
+    assert len(planned) == budget, "every budgeted message may leave"
+    assert not set(planned) & {c for c, _ in capped}
+    assert suppressed.get("frequency_cap", 0) >= len(capped) and suppressed.get("no_consent", 0) > 0
 
 
 def test_a_planned_wave_takes_nobody_new_on_a_rerun(modeled, clone_database, at_now, tmp_path):

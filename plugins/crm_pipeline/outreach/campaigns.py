@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
@@ -138,8 +139,14 @@ def audience(conn, campaign: Campaign) -> list[dict]:
 TIER_NAMES = {"member": "普通", "silver": "银卡", "gold": "金卡", "platinum": "铂金"}
 
 
-def plan_campaign(conn, campaign: Campaign, send_date: date, tz: str) -> tuple[list[Proposal], dict]:
-    """Assign hold-outs, apply budgets and channel order; return proposals + counts."""
+def plan_campaign(conn, campaign: Campaign, send_date: date, tz: str,
+                  screen: Callable[[list[Proposal]], set[str]] | None = None) -> tuple[list[Proposal], dict]:
+    """Assign hold-outs, apply budgets and channel order; return proposals + counts.
+
+    ``screen`` (the keys of the proposals the contact policy would send, without writing:
+    ``ledger.policy_screen``) makes the budget pay only for messages that may leave: a
+    buyer a frequency cap or a landline stops on one channel gets the next channel with
+    budget left, or is proposed unpaid so that the policy records why (D125)."""
     members = audience(conn, campaign)
     facts = {"audience": len(members), "holdout": 0, "treated": 0, "over_budget": 0, "no_contact": 0}
     # the person's assignment, whatever id it was made under (a merge or split since: R22's
@@ -179,8 +186,8 @@ def plan_campaign(conn, campaign: Campaign, send_date: date, tz: str) -> tuple[l
         " union select a.customer_id from outreach.message_ledger l"
         " join outreach.customer_aliases() a on a.alias_id = l.customer_id where l.campaign = %s",
         (campaign.name, campaign.name))}
-    proposals: list[Proposal] = []
     consented = consent_check(conn, members, campaign)
+    pending = []  # (member, channels with a contact, of those the consented ones), most valuable first
     for m in members:
         if groups.get(m["customer_id"]) == "holdout":
             facts["holdout"] += 1
@@ -188,36 +195,53 @@ def plan_campaign(conn, campaign: Campaign, send_date: date, tz: str) -> tuple[l
         if m["customer_id"] in already:
             facts["treated"] += 1
             continue
-        chosen = None
         # channels in the campaign's order; one the buyer has not opted into (where the shop needs
         # it) gives way to the next one they have, e.g. e-mail when only e-mail is consented
         options = [(ch, cfg, m["phone"] if ch == "sms" else m["email"] if ch == "email" else m["customer_id"])
                    for ch, cfg in campaign.channels.items()]
         options = [o for o in options if o[2]]
-        allowed = [o for o in options if consented(m["customer_id"], o[0], o[2])]
+        pending.append((m, options, [o for o in options if consented(m["customer_id"], o[0], o[2])]))
+    # what the policy lets through on each channel, one batch per channel rank (a buyer's two
+    # channels must not compete for the one-a-day slot)
+    passes: set[str] | None = None
+    if screen is not None:
+        passes = set()
+        for rank in range(len(campaign.channels)):
+            batch = [_proposal(campaign, m, allowed[rank], send_date, tz) for m, _, allowed in pending
+                     if rank < len(allowed)]
+            if batch:
+                passes |= screen(batch)
+    proposals: list[Proposal] = []
+    for m, options, allowed in pending:
         within = [o for o in allowed if used[o[0]] < o[1]["budget"]]
-        if within:
-            chosen = within[0]
-        elif options and not allowed:
-            # no channel the buyer consented to: proposed all the same, so the policy records
-            # the no_consent suppression, but it takes no message from the budget
-            chosen = options[0]
+        sendable = [o for o in within
+                    if passes is None or _proposal(campaign, m, o, send_date, tz).candidate.key in passes]
+        # proposed unpaid where nothing may leave: the policy records the suppression (no
+        # consent, a frequency cap, a landline) and the budget goes to the next buyer
+        chosen = sendable[0] if sendable else within[0] if within else options[0] if options and not allowed else None
         if chosen is None:
             facts["over_budget" if options else "no_contact"] += 1
             continue
-        ch, cfg, contact = chosen
-        if chosen in allowed:
-            used[ch] += 1
+        if chosen in sendable:
+            used[chosen[0]] += 1
+            if allowed and chosen != allowed[0]:
+                # the first channel was over budget or stopped by the policy (an opt-out, a cap)
+                facts["next_channel"] = facts.get("next_channel", 0) + 1
         facts["treated"] += 1
-        key = f"campaign:{campaign.name}:{m['customer_id']}:{ch}:{send_date.isoformat()}"
-        zone = m["timezone"] or tz  # the send time is the customer's own (their shop's zone)
-        cand = Candidate(key=key, message_type="campaign", channel=ch, customer_id=m["customer_id"],
-                         recipient=contact, earliest=datetime.combine(send_date, campaign.send_time, ZoneInfo(zone)),
-                         timezone=zone, campaign=campaign.name)
-        params = {"name": m["name"] or "亲", "tier_name": TIER_NAMES.get(m["tier"], m["tier"]),
-                  "theme": campaign.theme}
-        proposals.append(Proposal(cand, cfg["template"], params))
+        proposals.append(_proposal(campaign, m, chosen, send_date, tz))
     return proposals, facts
+
+
+def _proposal(campaign: Campaign, m: dict, option: tuple, send_date: date, tz: str) -> Proposal:
+    """The campaign message to member ``m`` on ``option`` (channel, its config, contact)."""
+    ch, cfg, contact = option
+    key = f"campaign:{campaign.name}:{m['customer_id']}:{ch}:{send_date.isoformat()}"
+    zone = m["timezone"] or tz  # the send time is the customer's own (their shop's zone)
+    cand = Candidate(key=key, message_type="campaign", channel=ch, customer_id=m["customer_id"],
+                     recipient=contact, earliest=datetime.combine(send_date, campaign.send_time, ZoneInfo(zone)),
+                     timezone=zone, campaign=campaign.name)
+    params = {"name": m["name"] or "亲", "tier_name": TIER_NAMES.get(m["tier"], m["tier"]), "theme": campaign.theme}
+    return Proposal(cand, cfg["template"], params)
 
 
 def consent_check(conn, members: list[dict], campaign: Campaign):

@@ -127,6 +127,12 @@ def decide_proposals(conn, proposals: list[Proposal], policy: Policy, now: datet
     return decide(candidates, policy, now, load_optouts(conn), load_history(conn, now, days))
 
 
+def policy_screen(conn, policy: Policy, now: datetime) -> Callable[[list[Proposal]], set[str]]:
+    """The keys of the proposals the policy would send at ``now`` (decide_proposals; writes
+    nothing): a campaign's budget pays only for those (campaigns.plan_campaign)."""
+    return lambda proposals: {d.candidate.key for d in decide_proposals(conn, proposals, policy, now) if d.sent}
+
+
 def plan(conn, proposals: list[Proposal], policy: Policy, now: datetime, as_of: date, templates_dir: Path,
          shop_name: str = "", group_of: Callable[[Proposal], str] | None = None) -> PlanStats:
     """Plan proposals into the ledger (caller commits). Idempotent per key.
