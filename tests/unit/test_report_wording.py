@@ -63,3 +63,41 @@ def test_the_page_says_where_margin_leaves_out_unknown_costs():
     assert "有成本的付款订单占比：表格导入 40%。" in notes and "毛利“—”：京东的付款订单都没有商品成本。" in notes
     assert "seeds/product_catalog.csv" in notes
     assert _margin_notes([("shopify", 10, 1000.0, 400.0, 1)]) == ""
+
+
+def test_the_clv_section_gives_its_reasons_in_chinese():
+    """The CLV run keeps English details for the data team (clv.fits, clv.backtests); the
+    report's readers get the reason in Chinese, the detail only as a tooltip."""
+    import re
+
+    from crm_pipeline.clv.config import ClvConfig
+    from crm_pipeline.reporting.clv_section import render_clv
+
+    small = "12 repeat buyer(s) among 80 customers; the models need at least 100 (min_repeat_buyers in config/clv.yml)"
+    flat = "Gamma-Gamma q and gamma ran off together: spend does not vary between customers beyond chance"
+    late = "150 customers in fitted populations before 2026-09-25; a backtest needs 200 (backtest_min_customers)"
+    fits = [("shop:big", "fitted", flat, 500, 300, 0.5, 10.0, 0.2, 2.0, 6.0, 201.0, 2000.0, 0.05),
+            ("shop:small", "not_enough_data", small, 80, 12, None, None, None, None, None, None, None, None)]
+    backtest = (date(2026, 9, 25), "not_enough_data", late, 150, None, None, None, None, None, None, None, [])
+    html = render_clv({"backtest": backtest, "fits": fits, "totals": None,
+                       "config": ClvConfig(min_repeat_buyers=100, backtest_min_customers=200)})
+    visible = re.sub(r"title='[^']*'", "", html)
+    assert "repeat buyer" not in visible and "ran off" not in visible and "a backtest needs" not in visible
+    assert "复购客户 12 位，模型至少需要 100 位" in visible
+    assert "总体平均 ¥60.00" in visible  # p * gamma / (q - 1) = 6 * 2000 / 200
+    assert "回测至少需要 200 位" in visible
+    assert small in html and late in html  # the detail stays, as a tooltip
+
+
+def test_the_weekly_charts_start_on_a_whole_week():
+    """The 90-day weekly charts group by ISO week (Monday): starting them 89 days back cut
+    the first week short, and its bar looked like a dip. They start on the first Monday."""
+    from datetime import timedelta
+
+    from crm_pipeline.reporting.report import chart_start
+
+    for k in range(14):
+        as_of = date(2026, 11, 20) + timedelta(days=k)
+        start = chart_start(as_of)
+        assert start.weekday() == 0, (as_of, start)
+        assert as_of - timedelta(days=89) <= start < as_of - timedelta(days=82), (as_of, start)

@@ -28,7 +28,25 @@ def gather_clv(conn, as_of: date) -> dict:
         "select count(*) filter (where status = 'fitted'), count(*), coalesce(sum(clv_cny), 0),"
         " coalesce(sum(expected_purchases_90d), 0), count(*) filter (where p_alive < 0.5 and frequency > 0)"
         " from clv.customer_scores where as_of_date = %s", (as_of,)).fetchone()
-    return {"backtest": backtest, "fits": fits, "totals": totals}
+    from crm_pipeline.clv.config import ClvConfig, ClvConfigError, load_clv_config
+
+    try:
+        config = load_clv_config()
+    except ClvConfigError:  # the CLV step itself reports a broken file; the report keeps the defaults
+        config = ClvConfig()
+    return {"backtest": backtest, "fits": fits, "totals": totals, "config": config}
+
+
+def _fit_reason(status: str, detail: str | None, repeat: int, q, p, gamma, config) -> str:
+    """Why a population has no fit, or what to know about its fit, in Chinese (clv.fits
+    keeps the English detail for the data team; the table shows it as the tooltip)."""
+    if status == "not_enough_data":
+        return f"复购客户 {repeat} 位，模型至少需要 {config.min_repeat_buyers} 位（config/clv.yml 的 min_repeat_buyers）"
+    if status == "fit_failed":
+        return "拟合失败（原因见提示）"
+    if detail and q is not None and q > 1:  # Gamma-Gamma collapsed (models.GammaGamma.degenerate)
+        return f"客户之间的客单价差别不大于偶然波动：每位客户的预计客单价都取总体平均 ¥{p * gamma / (q - 1):,.2f}"
+    return ""
 
 
 STATUS_ZH = {"fitted": "已拟合", "not_enough_data": "数据不足", "fit_failed": "拟合失败"}
@@ -47,7 +65,10 @@ def render_clv(d: dict) -> str:
     else:
         (cutoff, status, detail, customers, actual, predicted, naive, rmse_m, rmse_n, mae_m, mae_n, tracking) = b
         if status == "not_enough_data":
-            parts.append(f"<p class='muted'>数据不足，无法回测：{escape(detail or '')}</p>")
+            needs = d["config"].backtest_min_customers if d.get("config") else "?"
+            parts.append(f"<p class='muted' title='{escape(detail or '', quote=True)}'>数据不足，无法回测：截至"
+                         f" {escape(str(cutoff))} 已拟合的客户 {customers} 位，回测至少需要 {needs} 位"
+                         f"（config/clv.yml 的 backtest_min_customers）</p>")
         else:
             series = {T("实际", "actual"): [(t[0][5:], float(t[1])) for t in tracking],
                       T("模型预测", "predicted"): [(t[0][5:], float(t[2])) for t in tracking]}
@@ -63,13 +84,16 @@ def render_clv(d: dict) -> str:
                             [T("模型", "model"), round(float(predicted), 1), round(rmse_m, 3), round(mae_m, 3)],
                             [T("简单预测（过去的频率）", "naive"), round(float(naive), 1), round(rmse_n, 3),
                              round(mae_n, 3)]])
-                + f"<p>{verdict}<span class='muted' title='clv.backtests.detail'> · {escape(detail or '')}</span></p>")
+                + f"<p title='{escape(detail or '', quote=True)}'>{verdict}</p>")
     fits = d.get("fits") or []
     if fits:
         rows = []
+        config = d.get("config")
         for g, status, detail, n, repeat, r, alpha, a, bb, p, q, gamma, corr in fits:
+            reason = _fit_reason(status, detail, int(repeat), q, p, gamma, config) if config else (detail or "")
             params = (f"r={r:.3f} α={alpha:.2f} a={a:.3f} b={bb:.3f} · p={p:.2f} q={q:.2f} γ={gamma:.1f}"
-                      + (f" — {detail}" if detail else "") if status == "fitted" else (detail or ""))
+                      + (f" — {reason}" if reason else "") if status == "fitted" else reason)
+            params = T(params, detail) if detail else params
             rows.append([g, T(STATUS_ZH.get(status, status), status), int(n), int(repeat), params,
                          "" if corr is None else f"{corr:.2f}"])
         parts.append("<h2>今日拟合</h2>" + ch.table(

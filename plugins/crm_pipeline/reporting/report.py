@@ -28,10 +28,18 @@ def _q(conn, sql: str, *args):
     return conn.execute(sql, args).fetchall()
 
 
+def chart_start(as_of: date) -> date:
+    """The first Monday of the last 90 days up to ``as_of``."""
+    first = as_of - timedelta(days=89)
+    return first + timedelta(days=(7 - first.weekday()) % 7)
+
+
 def gather(conn, as_of: date) -> dict:
     """All numbers the report shows (also useful as JSON for other tools)."""
-    start = as_of - timedelta(days=89)
-    d: dict = {"as_of": as_of.isoformat()}
+    # the weekly charts' 90 days start on a Monday (ISO weeks, as date_trunc('week') counts
+    # them), so the first bar is a whole week and does not look like a dip
+    start = chart_start(as_of)
+    d: dict = {"as_of": as_of.isoformat(), "chart_start": start.isoformat()}
     d["headline"] = dict(zip(
         ["customers", "paying_customers", "revenue_cny", "paid_orders"],
         _q(conn, "select count(*), count(*) filter (where paid_orders > 0), coalesce(sum(net_revenue_cny), 0),"
@@ -44,7 +52,7 @@ def gather(conn, as_of: date) -> dict:
         select date_trunc('week', paid_date)::date as wk, platform, count(*), sum(net_amount_cny)
         from marts.fct_orders where is_paid and paid_date between %s and %s group by 1, 2 order by 1, 2""",
                              start, as_of)
-    # the same 90 days as the chart above it; margin is revenue less the lines' catalog cost:
+    # the same weeks as the chart above it; margin is revenue less the lines' catalog cost:
     # a platform none of whose paid orders has a cost (spreadsheet shops selling products
     # not in product_catalog) has no margin
     d["platform_totals"] = _q(conn, """
@@ -212,6 +220,8 @@ def render(d: dict, campaigns: list[dict]) -> str:
     rev = {T(lb.PLATFORMS.get(p, p), p): [float(next((r[3] for r in d["platform_daily"] if r[0] == w and r[1] == p), 0))
                                         for w in weeks] for p in platforms}
     platform_chart = ch.stacked_columns([w.strftime("%m-%d") for w in weeks], rev)
+    weeks_from = date.fromisoformat(d.get("chart_start") or d["as_of"]).strftime("%m-%d")
+    as_of_md = date.fromisoformat(d["as_of"]).strftime("%m-%d")
     platform_table = ch.table(["平台", "付款订单", "收入 ¥", "毛利 ¥"],
                               [[T(lb.PLATFORMS.get(p, p), p), int(o), float(r), _margin(m, share)]
                                for p, o, r, m, share in d["platform_totals"]])
@@ -310,8 +320,8 @@ def render(d: dict, campaigns: list[dict]) -> str:
 鼠标停在名称上可看到它在数据表里的英文名。</p>{first_note}</header>
 <main>
 {stale}<section class="wide"><h2>概览</h2><div class="kpis">{kpi_html}</div></section>
-<section><h2>各平台每周收入（元，近90天）</h2>{platform_chart}{platform_table}</section>
-<section><h2>新客与回头客（每周，近90天）</h2>{nvr}</section>
+<section><h2>各平台每周收入（元，{weeks_from} 起的每周，本周到 {as_of_md}）</h2>{platform_chart}{platform_table}</section>
+<section><h2>新客与回头客（每周，{weeks_from} 起）</h2>{nvr}</section>
 <section><h2>RFM 客户分群</h2>{rfm}<h2>今日分群变化</h2>{moves}</section>
 <section><h2>生命周期漏斗（今日）</h2>{funnel}{transitions}</section>
 <section class="wide"><h2>近一年各生命周期阶段（每周一）</h2>{trend_chart}</section>
