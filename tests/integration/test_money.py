@@ -214,3 +214,62 @@ def test_a_failed_or_cancelled_shopify_fulfillment_is_not_the_shipment(modeled, 
     got = dict(rows(modeled, "select order_id, shipped_at from marts.fct_orders where platform = 'shopify'"))
     for o in failed:
         assert got[o.order_id] == (o.shipped if o.shipped < AS_OF_END else None), o.order_id
+
+
+def test_a_spreadsheets_refund_column_nets_out(make_database, tmp_path, monkeypatch):
+    """A Taobao seller's export has 退款金额: part of a kept order given back nets it, and a
+    closed trade with money given back (Taobao closes a paid trade when its refund
+    completes) was paid and refunded, not an order never paid. Through `crm intake` and dbt."""
+    import os
+    import subprocess
+    import sys
+
+    from crm_pipeline import pipeline
+    from crm_pipeline.settings import reload_settings
+
+    config = tmp_path / "config"
+    config.mkdir()
+    for item in (ROOT / "config").iterdir():  # the project's config, with one spreadsheet shop
+        if item.is_file() and item.name != "shops.yml":
+            (config / item.name).write_bytes(item.read_bytes())
+    (config / "shops.yml").write_text(
+        "shops:\n  - shop_id: qianniu\n    platform: intake\n    name: 千牛\n    start_date: 2026-01-01\n",
+        encoding="utf-8")
+    sheet = tmp_path / "ExportOrderList.csv"
+    with sheet.open("w", encoding="gbk", newline="") as fh:
+        out = csv.writer(fh)
+        out.writerow(["订单编号", "买家会员名", "买家实际支付金额", "订单状态", "收货人姓名", "联系手机", "订单付款时间",
+                      "退款金额"])
+        out.writerow(["4012345678901230001", "tb_a", "300.00", "交易成功", "王秀英", "13812345001",
+                      "2026-11-02 10:00:00", "120.00"])  # part given back
+        out.writerow(["4012345678901230002", "tb_b", "79.00", "交易关闭", "李雷", "13812345002",
+                      "2026-11-03 10:00:00", "79.00"])  # refunded in full, then closed
+        out.writerow(["4012345678901230003", "tb_c", "59.00", "交易关闭", "韩梅梅", "13812345003",
+                      "2026-11-04 10:00:00", ""])  # closed unpaid
+        out.writerow(["4012345678901230004", "tb_d", "99.00", "交易成功", "张伟", "13812345004",
+                      "2026-11-05 10:00:00", "0"])
+    url = make_database("sheet_refunds")
+    env = {**os.environ, "CRM_WAREHOUSE_URL": url, "CRM_CONFIG_DIR": str(config)}
+    done = subprocess.run([str(Path(sys.executable).parent / "crm"), "intake", str(sheet), "--shop", "qianniu"],
+                          env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    monkeypatch.setenv("CRM_WAREHOUSE_URL", url)
+    monkeypatch.setenv("CRM_CONFIG_DIR", str(config))
+    reload_settings()
+    try:
+        pipeline.transform(MODEL_AS_OF, url=url)
+    finally:
+        monkeypatch.undo()
+        reload_settings()
+    got = {r[0]: r[1:] for r in rows(url, "select order_id, status, is_paid, amount_cny, refund_cny, net_amount_cny"
+                                          " from marts.fct_orders")}
+    assert got == {
+        "4012345678901230001": ("completed", True, Decimal("300.00"), Decimal("120.00"), Decimal("180.00")),
+        "4012345678901230002": ("refunded", False, Decimal("79.00"), Decimal("79.00"), Decimal("0.00")),
+        "4012345678901230003": ("closed", False, Decimal("59.00"), Decimal("0.00"), Decimal("59.00")),
+        "4012345678901230004": ("completed", True, Decimal("99.00"), Decimal("0.00"), Decimal("99.00")),
+    }
+    # what the customers' metrics count as of the day: net of the refunds
+    spend = dict(rows(url, "select o.order_id, c.net_revenue_cny from marts.dim_customers c"
+                           " join marts.fct_orders o using (customer_id)"))
+    assert spend["4012345678901230001"] == Decimal("180.00") and spend["4012345678901230002"] == 0

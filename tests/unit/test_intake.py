@@ -345,3 +345,23 @@ def test_a_row_with_only_an_address_gets_its_province_and_city(tmp_path):
     first, second = read_intake(write_csv(tmp_path / "a.csv", rows), "s")
     assert (first["province"], first["city"]) == ("浙江省", "杭州市")
     assert (second["province"], second["city"]) == ("江苏省", "昆山市")
+
+
+def test_a_refund_column_is_read_and_leaves_derived_ids_alone(tmp_path):
+    """退款金额 lands as `refund` where a row has one (the payload of a sheet without it is
+    unchanged), a refund that is no amount is quarantined with its row, and a row's derived
+    id does not depend on its refund: a refund recorded in a later export is the same order."""
+    header = ["姓名", "手机", "实付金额", "付款时间", "状态"]
+    rows = [["张三", "13812345678", "300", "2026/11/01", "交易成功"],
+            ["李四", "13912345678", "79", "2026/11/02", "交易关闭"],
+            ["王五", "13712345678", "59", "2026/11/03", "交易成功"]]
+    plain = list(read_intake(write_csv(tmp_path / "a.csv", [header] + rows), "s"))
+    refunds = ["￥120.00", "79", ""]
+    with_refund = list(read_intake(write_csv(tmp_path / "b.csv", [header + ["退款金额"]]
+                                             + [r + [x] for r, x in zip(rows, refunds, strict=True)]), "s"))
+    assert [r.get("refund") for r in with_refund] == ["120.00", "79", None]
+    assert all("refund" not in r for r in plain)
+    assert [r["order_id"] for r in plain] == [r["order_id"] for r in with_refund]
+    bad = list(read_intake(write_csv(tmp_path / "c.csv", [header + ["退款金额"], rows[0] + ["退了一半"],
+                                                          rows[1] + ["-5"]]), "s"))
+    assert [r["__error__"].split(": ", 1)[1] for r in bad] == ["unparseable refund '退了一半'", "negative refund '-5'"]

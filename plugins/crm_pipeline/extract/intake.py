@@ -42,7 +42,7 @@ from crm_pipeline.pii import get_logger
 log = get_logger(__name__)
 
 FIELDS = ("order_id", "buyer_id", "name", "phone", "email", "address", "province", "city", "amount", "paid_at",
-          "quantity", "product", "status")
+          "quantity", "product", "status", "refund")
 
 HEADER_ALIASES: dict[str, str] = {}
 FIELD_ALIASES: dict[str, tuple[str, ...]] = {
@@ -69,6 +69,8 @@ FIELD_ALIASES: dict[str, tuple[str, ...]] = {
     "product": ("product", "item", "sku", "商品", "商品名称", "宝贝", "宝贝名称", "商品名", "产品", "产品名称", "品名",
                 "宝贝标题", "商品标题"),
     "status": ("status", "状态", "订单状态", "交易状态"),
+    # money given back (a Taobao export's 退款金额): part of a kept order, or all of a closed one
+    "refund": ("refund", "refund amount", "refunded amount", "退款金额", "已退款金额", "退款金额(元)", "退款金额（元）"),
 }
 for field, aliases in FIELD_ALIASES.items():
     for alias in aliases:
@@ -458,9 +460,17 @@ def _records(where_file: str, rows: Iterator[tuple[int, list[object]]], columns:
             record["paid_at"] = _clean(cells.get("paid_at"))
             record["__error__"] = f"{where}: impossible date {record['paid_at']!r} ({exc})"
         try:
-            record["amount"] = str(Decimal(record["amount"].replace(",", "").replace("¥", "").replace("￥", "").replace("元", "").strip()))
+            record["amount"] = str(_money(record["amount"]))
         except InvalidOperation:
             record.setdefault("__error__", f"{where}: unparseable amount {record['amount']!r}")
+        refund = record.pop("refund")  # in the payload only where the sheet gives one
+        try:
+            if refund and _money(refund) < 0:
+                record.setdefault("__error__", f"{where}: negative refund {refund!r}")
+            elif refund and _money(refund) > 0:
+                record["refund"] = str(_money(refund))
+        except InvalidOperation:
+            record.setdefault("__error__", f"{where}: unparseable refund {refund!r}")
         try:
             record["quantity"] = int(Decimal(record["quantity"] or "1"))
         except (InvalidOperation, ValueError):
@@ -475,7 +485,8 @@ def _records(where_file: str, rows: Iterator[tuple[int, list[object]]], columns:
         if record["status"] not in set(STATUS_ALIASES.values()):
             record.setdefault("__error__", f"{where}: unknown status {record['status']!r}")
         if not record["order_id"]:
-            content = "|".join(str(record.get(f, "")) for f in FIELDS if f != "order_id")
+            # not the refund: a refund recorded later must not make the order another one
+            content = "|".join(str(record.get(f, "")) for f in FIELDS if f not in ("order_id", "refund"))
             digest = hashlib.sha1(f"{shop_id}|{content}".encode()).hexdigest()[:16]
             n = seen.get(digest, 0) + 1
             seen[digest] = n
@@ -489,6 +500,10 @@ def _records(where_file: str, rows: Iterator[tuple[int, list[object]]], columns:
         if "__error__" in record:
             record["__row__"] = rownum
         yield record
+
+
+def _money(text: str) -> Decimal:
+    return Decimal(text.replace(",", "").replace("¥", "").replace("￥", "").replace("元", "").strip())
 
 
 def file_digest(path: Path) -> str:

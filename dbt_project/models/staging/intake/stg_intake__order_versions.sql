@@ -1,5 +1,6 @@
 -- Every landed version of every spreadsheet order and its status (already in our
--- vocabulary): the status history.
+-- vocabulary; a closed order with money given back was refunded, as in
+-- stg_intake__orders): the status history.
 
 with source as (
     {{ raw_rows(source('raw', 'intake_orders_versions')) }}
@@ -12,7 +13,8 @@ renamed as (
         order_id,
         'intake:' || shop_id || ':' || order_id as order_key,
         payload_hash,
-        {{ json_text('payload', 'status') }} as status,
+        case when {{ json_text('payload', 'status') }} = 'closed' and {{ money(json_text('payload', 'refund')) }} > 0
+             then 'refunded' else {{ json_text('payload', 'status') }} end as status,
         source_updated_at,
         loaded_at
     from source

@@ -1,6 +1,9 @@
 -- Current state of every spreadsheet order (social selling, offline stores; the latest
 -- landed version), in the columns every platform shares. A sheet row already uses our
--- status vocabulary (the intake validates it) and gives one time: paid_at.
+-- status vocabulary (the intake validates it) and gives one time: paid_at. Where the
+-- sheet has a refund column (a Taobao export's 退款金额), a refund on a kept order is a
+-- partial refund, and a closed order with money given back was paid and refunded (Taobao
+-- closes a paid trade when its refund completes).
 
 with source as (
     {{ raw_rows(source('raw', 'intake_orders')) }}
@@ -20,8 +23,16 @@ fields as (
         {{ json_text('payload', 'city') }} as sheet_city,
         {{ json_text('payload', 'address') }} as sheet_address,
         {{ json_text('payload', 'amount') }} as amount,
+        {{ json_text('payload', 'refund') }} as refund,
         {{ json_text('payload', 'paid_at') }} as sheet_paid_at
     from source
+),
+
+statuses as (
+    select
+        *,
+        case when sheet_status = 'closed' and {{ money('refund') }} > 0 then 'refunded' else sheet_status end as status
+    from fields
 ),
 
 renamed as (
@@ -42,7 +53,7 @@ renamed as (
         nullif(concat_ws('', nullif(sheet_province, ''), nullif(sheet_city, ''), nullif(sheet_address, '')), '') as address,
 
         -- status: already unpaid | paid | shipped | completed | closed | refunded
-        sheet_status as status,
+        status,
         sheet_status as platform_status,
 
         -- amounts: CNY
@@ -50,15 +61,16 @@ renamed as (
         {{ money('amount') }} as order_amount,
         cast(0 as {{ type_money() }}) as discount_amount,
         cast(0 as {{ type_money() }}) as shipping_amount,
-        cast(null as {{ type_money() }}) as refund_amount,  -- a sheet row has no partial refund
+        {{ money('refund') }} as refund_amount,
 
         -- times: the sheet's one time (ISO 8601, validated at intake)
         {{ iso_ts('sheet_paid_at') }} as created_at,
-        case when sheet_status in ('paid', 'shipped', 'completed', 'refunded') then {{ iso_ts('sheet_paid_at') }} end as paid_at,
+        case when status in ('paid', 'shipped', 'completed', 'refunded') then {{ iso_ts('sheet_paid_at') }} end as paid_at,
         cast(null as {{ type_timestamptz() }}) as shipped_at,
-        case when sheet_status = 'completed' then {{ iso_ts('sheet_paid_at') }} end as completed_at,
-        case when sheet_status = 'closed' then {{ iso_ts('sheet_paid_at') }} end as closed_at,
-        cast(null as {{ type_timestamptz() }}) as refunded_at,
+        case when status = 'completed' then {{ iso_ts('sheet_paid_at') }} end as completed_at,
+        case when status = 'closed' then {{ iso_ts('sheet_paid_at') }} end as closed_at,
+        -- a sheet gives no refund time: the row's own time (a refund counts from the order's day)
+        case when {{ money('refund') }} > 0 then {{ iso_ts('sheet_paid_at') }} end as refunded_at,
 
         -- shipping and flags
         cast(null as {{ type_text() }}) as carrier,
@@ -74,7 +86,7 @@ renamed as (
 
         source_updated_at,
         loaded_at
-    from fields
+    from statuses
 )
 
 select * from renamed
