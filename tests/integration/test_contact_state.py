@@ -409,3 +409,57 @@ def test_a_planned_wave_takes_nobody_new_on_a_rerun(modeled, clone_database, at_
     assert rows(url, "select count(*) from outreach.campaign_assignments where campaign = 'wave_test'")[0][0] == assigned
     assert {p.candidate.customer_id for p in again} == {p.candidate.customer_id for p in first}
     assert later["joined_after_planning"] == later["audience"] - assigned
+
+
+def test_the_campaign_report_counts_who_was_contacted(modeled, clone_database, at_now, tmp_path):
+    """R22 with a budget that reaches part of the treatment group: the report's lift per
+    assigned customer and per contacted customer (Bloom: over the share reached) equal the
+    figures computed here from the assignments, the ledger and the planted purchases."""
+    from datetime import timedelta
+
+    from crm_pipeline.outreach.campaigns import load_campaign, plan_campaign, report
+    from crm_pipeline.outreach.ledger import plan, policy_screen
+    from crm_pipeline.outreach.policy import load_policy
+    from crm_pipeline.settings import get_settings
+    from crm_pipeline.warehouse import connect
+
+    cfg = get_settings().config_dir
+    policy = load_policy(cfg / "policy.yml")
+    send_day = MODEL_AS_OF + timedelta(days=1)
+    url = clone_database(modeled, "reach")
+    path = tmp_path / "reach.yml"
+    path.write_text(
+        "name: reach_test\ngoal: test\nstart_date: 2026-11-18\nend_date: 2026-11-30\n"
+        f"send_dates: [{send_day.isoformat()}]\nsend_time: '10:00'\naudience: {{min_paid_orders: 1}}\n"
+        "channels: {sms: {budget: 120, template: campaign_vip_thanks}}\nholdout: 0.3\n", encoding="utf-8")
+    campaign = load_campaign(path)
+    with connect(url) as conn:
+        proposals, _ = plan_campaign(conn, campaign, send_day, "Asia/Shanghai", screen=policy_screen(conn, policy, NOW))
+        plan(conn, proposals, policy, NOW, MODEL_AS_OF, cfg / "templates", "悦己生活")
+        conn.execute("update outreach.message_ledger set status = 'accepted' where campaign = 'reach_test'")
+    groups = dict(rows(url, "select customer_id, assigned_group from outreach.campaign_assignments"
+                            " where campaign = 'reach_test'"))
+    contacted = {r[0] for r in rows(url, "select customer_id from outreach.message_ledger"
+                                         " where campaign = 'reach_test'")}
+    treated = sorted(c for c, g in groups.items() if g == "treatment")
+    held = sorted(c for c, g in groups.items() if g == "holdout")
+    reached, unreached = [c for c in treated if c in contacted], [c for c in treated if c not in contacted]
+    assert len(reached) == 120 and unreached and held, (len(reached), len(unreached), len(held))
+    # purchases in the measuring window: a fifth of the reached, a tenth of the rest
+    buyers = reached[::5] + unreached[::10] + held[::10]
+    with connect(url) as conn:
+        for n, customer in enumerate(buyers):
+            conn.execute(
+                "insert into marts.fct_orders select (jsonb_populate_record(null::marts.fct_orders,"
+                " to_jsonb(o) || jsonb_build_object('order_key', %s::text, 'customer_id', %s::text, 'is_paid', true,"
+                " 'paid_date', %s::date))).* from marts.fct_orders o limit 1",
+                (f"planted:{n}", customer, send_day + timedelta(days=3)))
+    with connect(url) as conn:
+        got = report(conn, campaign)
+    t_rate = (len(reached[::5]) + len(unreached[::10])) / len(treated)
+    h_rate = len(held[::10]) / len(held)
+    share = len(reached) / len(treated)
+    assert got["treatment"]["customers"] == len(treated) and got["treatment"]["contacted"] == len(reached)
+    assert got["conversion_lift"]["estimate"] == pytest.approx(t_rate - h_rate)
+    assert got["conversion_lift_per_contacted"]["contact_rate"] == pytest.approx(share)
+    assert got["conversion_lift_per_contacted"]["estimate"] == pytest.approx((t_rate - h_rate) / share)

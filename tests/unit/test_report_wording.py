@@ -101,3 +101,19 @@ def test_the_weekly_charts_start_on_a_whole_week():
         start = chart_start(as_of)
         assert start.weekday() == 0, (as_of, start)
         assert as_of - timedelta(days=89) <= start < as_of - timedelta(days=82), (as_of, start)
+
+
+def test_a_campaign_that_reached_part_of_its_group_shows_the_lift_per_contacted():
+    """A budget that reaches 40% of the treatment group: the lift per assigned customer
+    (+2.0 points) is 40% of what a message did (+5.0 per contacted customer, Bloom)."""
+    from crm_pipeline.outreach.campaigns import per_contacted
+
+    c = campaign()
+    c["conversion_lift"] = {"estimate": 0.02, "ci95": [0.004, 0.036]}
+    c["conversion_lift_per_contacted"] = per_contacted(0.02, 0.004, 0.036, 0.4)
+    row = _campaign_row(c, date(2026, 12, 6), pct)
+    assert str(row[4]) == "+2.0 个百分点；按收到消息的客户 +5.0"
+    assert str(row[5]) == "[+0.4, +3.6]；[+1.0, +9.0]" and "40%" in row[5].key
+    c["conversion_lift_per_contacted"] = per_contacted(0.02, 0.004, 0.036, 1.0)  # everyone reached: one figure
+    assert _campaign_row(c, date(2026, 12, 6), pct)[4] == "+2.0 个百分点"
+    assert per_contacted(0.02, 0.0, 0.04, 0.0) is None

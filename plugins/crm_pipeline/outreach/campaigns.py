@@ -212,6 +212,7 @@ def plan_campaign(conn, campaign: Campaign, send_date: date, tz: str,
             if batch:
                 passes |= screen(batch)
     proposals: list[Proposal] = []
+    paid: set[str] = set()  # keys the budget pays for
     for m, options, allowed in pending:
         within = [o for o in allowed if used[o[0]] < o[1]["budget"]]
         sendable = [o for o in within
@@ -222,14 +223,40 @@ def plan_campaign(conn, campaign: Campaign, send_date: date, tz: str,
         if chosen is None:
             facts["over_budget" if options else "no_contact"] += 1
             continue
+        proposal = _proposal(campaign, m, chosen, send_date, tz)
         if chosen in sendable:
             used[chosen[0]] += 1
+            paid.add(proposal.candidate.key)
             if allowed and chosen != allowed[0]:
                 # the first channel was over budget or stopped by the policy (an opt-out, a cap)
                 facts["next_channel"] = facts.get("next_channel", 0) + 1
         facts["treated"] += 1
-        proposals.append(_proposal(campaign, m, chosen, send_date, tz))
+        proposals.append(proposal)
+    if screen is not None:
+        proposals = _within_budget(proposals, paid, used, campaign, screen, facts)
     return proposals, facts
+
+
+def _within_budget(proposals: list[Proposal], paid: set[str], used: dict, campaign: Campaign,
+                   screen: Callable[[list[Proposal]], set[str]], facts: dict) -> list[Proposal]:
+    """The screen decided each channel rank as one batch; the plan decides these proposals as
+    another. Where the two differ (two buyers sharing a phone: the one the screen let through
+    went over budget, so the other's message is no longer capped), an unpaid proposal would
+    leave: it is paid for while the budget lasts, else dropped, until none would."""
+    while True:
+        leaving = screen(proposals)
+        extra = [p for p in proposals if p.candidate.key in leaving and p.candidate.key not in paid]
+        if not extra:
+            return proposals
+        for p in extra:
+            ch = p.candidate.channel
+            if used[ch] < campaign.channels[ch]["budget"]:
+                used[ch] += 1
+                paid.add(p.candidate.key)
+            else:
+                proposals = [q for q in proposals if q is not p]
+                facts["treated"] -= 1
+                facts["over_budget"] += 1
 
 
 def _proposal(campaign: Campaign, m: dict, option: tuple, send_date: date, tz: str) -> Proposal:
@@ -318,6 +345,19 @@ def two_proportion_ci(x1: int, n1: int, x2: int, n2: int, z: float = 1.96) -> tu
     return diff, diff - z * se, diff + z * se
 
 
+def per_contacted(lift: float, lo: float, hi: float, contact_rate: float) -> dict | None:
+    """The lift among the treated who were contacted (Bloom's estimator): the lift per
+    assigned customer (intention to treat) over the share of the treatment group a message
+    reached. Hold-outs are never contacted, and an assigned customer without a message
+    (over budget, no contact, a cap) buys as their hold-out twin would, so the whole
+    difference comes from the contacted. The interval scales the same way (the share is
+    known, not estimated). None when nobody was contacted."""
+    if contact_rate <= 0:
+        return None
+    return {"estimate": lift / contact_rate, "ci95": [lo / contact_rate, hi / contact_rate],
+            "contact_rate": contact_rate}
+
+
 def report(conn, campaign: Campaign) -> dict:
     send = min(campaign.send_dates)
     end = send + timedelta(days=campaign.measure_days)
@@ -331,9 +371,16 @@ def report(conn, campaign: Campaign) -> dict:
             left join outreach.customer_aliases() al on al.alias_id = ca.customer_id
             where ca.campaign = %(c)s
             group by 1
+        ),
+        contacted as (  -- a campaign message the gateway took (or may have: unknown), by person
+            select distinct coalesce(al.customer_id, l.customer_id) as customer_id
+            from outreach.message_ledger l
+            left join outreach.customer_aliases() al on al.alias_id = l.customer_id
+            where l.campaign = %(c)s and l.status in ('accepted', 'unknown')
         )
         select a.assigned_group,
                count(*) as customers,
+               count(*) filter (where a.customer_id in (select customer_id from contacted)) as contacted,
                count(*) filter (where exists (
                    select 1 from marts.fct_orders o where o.customer_id = a.customer_id and o.is_paid
                    and o.paid_date >= %(send)s and o.paid_date < %(end)s)) as converted,
@@ -347,11 +394,13 @@ def report(conn, campaign: Campaign) -> dict:
         """,
         {"c": campaign.name, "send": send, "end": end},
     ).fetchall()
-    groups = {r[0]: {"customers": r[1], "converted": r[2], "repurchased": r[3], "revenue_cny": float(r[4])} for r in rows}
-    t = groups.get("treatment", {"customers": 0, "converted": 0, "repurchased": 0, "revenue_cny": 0.0})
-    h = groups.get("holdout", {"customers": 0, "converted": 0, "repurchased": 0, "revenue_cny": 0.0})
+    empty = {"customers": 0, "contacted": 0, "converted": 0, "repurchased": 0, "revenue_cny": 0.0}
+    groups = {r[0]: {"customers": r[1], "contacted": r[2], "converted": r[3], "repurchased": r[4],
+                     "revenue_cny": float(r[5])} for r in rows}
+    t, h = groups.get("treatment", dict(empty)), groups.get("holdout", dict(empty))
     lift, lo, hi = two_proportion_ci(t["converted"], t["customers"], h["converted"], h["customers"])
     rlift, rlo, rhi = two_proportion_ci(t["repurchased"], t["customers"], h["repurchased"], h["customers"])
+    rate = t["contacted"] / t["customers"] if t["customers"] else 0.0
     sent = conn.execute("select channel, status, count(*) from outreach.message_ledger where campaign = %s"
                         " group by 1, 2 order by 1, 2", (campaign.name,)).fetchall()
     return {
@@ -359,7 +408,11 @@ def report(conn, campaign: Campaign) -> dict:
         "treatment": t, "holdout": h,
         "conversion_rate": {"treatment": t["converted"] / t["customers"] if t["customers"] else None,
                             "holdout": h["converted"] / h["customers"] if h["customers"] else None},
+        # per assigned customer (intention to treat), and per contacted customer where a
+        # budget, a missing contact or the policy left part of the treatment group uncontacted
         "conversion_lift": {"estimate": lift, "ci95": [lo, hi]},
         "repurchase_lift": {"estimate": rlift, "ci95": [rlo, rhi]},
+        "conversion_lift_per_contacted": per_contacted(lift, lo, hi, rate),
+        "repurchase_lift_per_contacted": per_contacted(rlift, rlo, rhi, rate),
         "messages": [{"channel": c, "status": s, "count": n} for c, s, n in sent],
     }

@@ -167,8 +167,17 @@ def _campaign_row(c: dict, as_of: date, pct) -> list:
     rates = [pct(cr["treatment"]), pct(cr["holdout"])]
     if as_of < end:
         return [name, groups, *rates, ch.Term(f"太早，观察期到 {end.isoformat()}", "too early: still measuring"), ""]
-    return [name, groups, *rates, f"{lift['estimate'] * 100:+.1f} 个百分点",
-            f"[{lift['ci95'][0] * 100:+.1f}, {lift['ci95'][1] * 100:+.1f}]"]
+    measured = [f"{lift['estimate'] * 100:+.1f} 个百分点", f"[{lift['ci95'][0] * 100:+.1f}, {lift['ci95'][1] * 100:+.1f}]"]
+    reached = c.get("conversion_lift_per_contacted")
+    if reached and reached["contact_rate"] < 1:
+        # part of the treatment group got no message (budget, no contact, a cap): the lift per
+        # assigned customer understates what a message did; say both
+        share = f"干预组 {reached['contact_rate'] * 100:.0f}% 收到消息"
+        measured = [ch.Term(f"{measured[0]}；按收到消息的客户 {reached['estimate'] * 100:+.1f}",
+                            f"{share}: the lift per assigned customer over that share (Bloom)"),
+                    ch.Term(f"{measured[1]}；[{reached['ci95'][0] * 100:+.1f}, {reached['ci95'][1] * 100:+.1f}]",
+                            share)]
+    return [name, groups, *rates, *measured]
 
 
 def _margin(margin, costed_share):
