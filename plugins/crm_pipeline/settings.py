@@ -30,7 +30,7 @@ ENV_VARS: dict[str, tuple[str, str]] = {
     "CRM_CONFIG_DIR": ("$CRM_PROJECT_DIR/config", "shops.yml, policy.yml, agents.yml, campaigns/, templates/."),
     "CRM_WAREHOUSE_URL": ("(embedded)", "postgresql://user:pass@host:port/db of the warehouse; unset = embedded PostgreSQL under CRM_HOME."),
     "CRM_EMBEDDED_PG_PORT": ("55432", "127.0.0.1 port of the embedded PostgreSQL (a free port is chosen if taken)."),
-    "CRM_SANDBOX_URL": ("http://127.0.0.1:8765", "Base URL of the local sandbox platforms and gateways."),
+    "CRM_SANDBOX_URL": ("http://127.0.0.1:8765", "Base URL of the local sandbox platforms and gateways (default: 127.0.0.1 at CRM_SANDBOX_PORT)."),
     "CRM_SANDBOX_PORT": ("8765", "Port the sandbox server binds on 127.0.0.1."),
     "CRM_SANDBOX_ANCHOR": ("2026-11-20", "Last day of the sandbox's two years of synthetic history."),
     "CRM_SANDBOX_PERSONS": ("3000", "How many synthetic buyers the sandbox world holds."),
@@ -131,7 +131,8 @@ def get_settings() -> Settings:
         config_dir=Path(_env("CRM_CONFIG_DIR", str(project / "config"))).resolve(),
         warehouse_url=os.environ.get("CRM_WAREHOUSE_URL") or None,
         embedded_pg_port=int(_env("CRM_EMBEDDED_PG_PORT", "55432")),
-        sandbox_url=_env("CRM_SANDBOX_URL", "http://127.0.0.1:8765").rstrip("/"),
+        # the URL follows the port unless it is set itself (a sandbox on another host)
+        sandbox_url=_env("CRM_SANDBOX_URL", f"http://127.0.0.1:{_env('CRM_SANDBOX_PORT', '8765')}").rstrip("/"),
         sandbox_port=int(_env("CRM_SANDBOX_PORT", "8765")),
         sandbox_anchor=date.fromisoformat(_env("CRM_SANDBOX_ANCHOR", "2026-11-20")),
         sandbox_persons=int(_env("CRM_SANDBOX_PERSONS", "3000")),

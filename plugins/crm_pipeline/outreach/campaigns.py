@@ -228,12 +228,16 @@ def plan_campaign(conn, campaign: Campaign, send_date: date, tz: str,
             used[chosen[0]] += 1
             paid.add(proposal.candidate.key)
             if allowed and chosen != allowed[0]:
-                # the first channel was over budget or stopped by the policy (an opt-out, a cap)
-                facts["next_channel"] = facts.get("next_channel", 0) + 1
+                # the first channel was over budget, or stopped by the policy (an opt-out of that
+                # channel only, a cap on it): the buyer gets the next one
+                why = "next_channel_policy" if allowed[0] in within else "next_channel_over_budget"
+                facts[why] = facts.get(why, 0) + 1
         facts["treated"] += 1
         proposals.append(proposal)
     if screen is not None:
         proposals = _within_budget(proposals, paid, used, campaign, screen, facts)
+        # treated counts every proposal, those the policy will stop included (their suppressions)
+        facts["paid_messages"] = len(paid)
     return proposals, facts
 
 
