@@ -109,13 +109,17 @@
 
 {#- A log kept across nights, one set of rows per business day (as_of_date): a rerun
     of a day replaces that day's rows. delete+insert by day on PostgreSQL; on Spark an
-    insert_overwrite of the day's partition. -#}
+    insert_overwrite of the day's partition. `full_refresh: false`: a `--full-refresh`
+    (after a mapping, seed or time-zone change) keeps the nights already logged, which
+    nothing could rebuild; a new column is added to the old rows as null. -#}
 {% macro day_log_config() -%}
     {%- if target.type == 'spark' -%}
         {{ return({'materialized': 'incremental', 'incremental_strategy': 'insert_overwrite',
-                   'partition_by': ['as_of_date'], 'file_format': var('spark_file_format', 'parquet')}) }}
+                   'partition_by': ['as_of_date'], 'file_format': var('spark_file_format', 'parquet'),
+                   'full_refresh': false}) }}
     {%- endif -%}
-    {{ return({'materialized': 'incremental', 'incremental_strategy': 'delete+insert', 'unique_key': 'as_of_date'}) }}
+    {{ return({'materialized': 'incremental', 'incremental_strategy': 'delete+insert', 'unique_key': 'as_of_date',
+               'full_refresh': false, 'on_schema_change': 'append_new_columns'}) }}
 {%- endmacro %}
 
 {#- An order's refund in CNY (D100): the whole amount when the order is refunded, the

@@ -410,6 +410,27 @@ def cmd_transform(args) -> int:
     return EXIT_OK
 
 
+def cmd_dbt(args) -> int:
+    """Any dbt command, run as the pipeline runs it: this warehouse (the embedded one's
+    port), the business day and the shops' time zones as vars; masked analyst views
+    put back after a command that may have rebuilt the marts."""
+    from crm_pipeline.errors import UsageError
+    from crm_pipeline.transform.dbt import run_dbt
+
+    dbt_args = [a for a in args.dbt_args if a != "--"]
+    if not dbt_args:
+        raise UsageError("crm dbt: name the dbt command, e.g. crm dbt --date 2026-11-20 -- build --select +dim_customers")
+    ensure_environment()
+    run_dbt(dbt_args, args.date)
+    if dbt_args[0] in ("run", "build", "seed", "snapshot"):
+        from crm_pipeline.warehouse import connect
+        from crm_pipeline.warehouse.roles import refresh_masked_views
+
+        with connect() as conn:  # dbt's table swaps drop the dependent analyst views
+            refresh_masked_views(conn)
+    return EXIT_OK
+
+
 def cmd_quality(args) -> int:
     if args.action == "scaffold":
         from crm_pipeline.quality.runner import _sqlalchemy_url
@@ -1007,6 +1028,11 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--date", type=_day, required=True)
     sp.add_argument("--select")
     sp.add_argument("--full-refresh", action="store_true")
+
+    sp = add("dbt", cmd_dbt, "any dbt command against this warehouse for a business day (as the pipeline"
+                             " runs it): crm dbt --date D -- build --select +dim_customers")
+    sp.add_argument("--date", type=_day, required=True)
+    sp.add_argument("dbt_args", nargs=argparse.REMAINDER)
 
     sp = add("quality", cmd_quality, "run a GX checkpoint (raw_landing, outbound) or 'scaffold' the suites")
     sp.add_argument("action", help="raw_landing | outbound | scaffold")

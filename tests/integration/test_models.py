@@ -655,3 +655,22 @@ def test_rfm_changes_previous_segment_survives_any_day_order(modeled, clone_data
                      " and as_of_date = %s", moved, d1) == [(None,)]
     days = dict(rows(url, "select as_of_date, count(*) from marts.customer_rfm_changes group by 1"))
     assert set(days) == {MODEL_AS_OF, d1, d2} and days[d1] > 0 and days[d2] > 0, days
+
+
+def test_a_full_refresh_keeps_the_nights_already_logged(modeled, clone_database):
+    """The day logs behind the RFM and tier history hold what each night scored; nothing can
+    rebuild an earlier night. A `--full-refresh` (after a mapping or seed change, as the
+    docs say) rebuilt them with the current night only."""
+    from datetime import timedelta
+
+    from crm_pipeline import pipeline
+
+    url = clone_database(modeled, "daylogs")
+    pipeline.transform(MODEL_AS_OF + timedelta(days=1), url=url)
+    logs = ("intermediate.int_rfm_segment_log", "intermediate.int_tier_log")
+    before = {t: rows(url, f"select as_of_date, count(*) from {t} group by 1 order by 1") for t in logs}
+    assert all(len(days) >= 2 for days in before.values()), before
+    first = {t: table_digest(url, t, "as_of_date, customer_id") for t in logs}
+    pipeline.transform(MODEL_AS_OF + timedelta(days=1), url=url, full_refresh=True)
+    assert {t: rows(url, f"select as_of_date, count(*) from {t} group by 1 order by 1") for t in logs} == before
+    assert {t: table_digest(url, t, "as_of_date, customer_id") for t in logs} == first

@@ -63,3 +63,25 @@ def test_views_survive_a_rebuild(roles_db):
     pipeline.transform(MODEL_AS_OF, url=roles_db, select="dim_customers")
     with psycopg.connect(as_role(roles_db, "crm_analyst")) as conn:
         assert conn.execute("select count(*) from analyst.dim_customers").fetchone()[0] > 0
+
+
+def test_crm_dbt_runs_dbt_as_the_pipeline_does_and_keeps_the_views(roles_db):
+    """An analyst's own dbt command through `crm dbt`: this warehouse, the business day as
+    a var, and the masked views a rebuilt mart drops are put back (a plain `dbt run`
+    dropped analyst.dim_customers until the next night)."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from conftest import MODEL_AS_OF
+
+    env = {**os.environ, "CRM_WAREHOUSE_URL": roles_db}
+    crm = str(Path(sys.executable).parent / "crm")
+    done = subprocess.run([crm, "dbt", "--date", MODEL_AS_OF.isoformat(), "--", "run", "--select", "dim_customers"],
+                          env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    with psycopg.connect(as_role(roles_db, "crm_analyst")) as conn:
+        assert conn.execute("select count(*) from analyst.dim_customers").fetchone()[0] > 0
+    bare = subprocess.run([crm, "dbt", "--date", MODEL_AS_OF.isoformat()], env=env, capture_output=True, text=True)
+    assert bare.returncode == 2 and "name the dbt command" in bare.stderr

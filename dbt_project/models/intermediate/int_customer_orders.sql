@@ -25,9 +25,11 @@ final as (
         amount_cny - case when refunded_at < {{ as_of_end() }} then refund_cny else 0 end as amount_cny,
         amount_cny as gross_amount_cny,
         case when refunded_at < {{ as_of_end() }} then refund_cny else 0 end as refund_cny_as_of,
+        -- the staging models' status mapping decides: an order mapped unpaid or closed is no
+        -- purchase, whatever payment time the platform gives it
         paid_at is not null
             and paid_at < {{ as_of_end() }}
-            and status <> 'closed'
+            and status not in ('unpaid', 'closed')
             and not (status = 'refunded' and coalesce(refunded_at, paid_at) < {{ as_of_end() }})
             as is_paid_as_of,
         status = 'refunded' and coalesce(refunded_at, paid_at) < {{ as_of_end() }} as is_refunded_as_of,
