@@ -111,7 +111,8 @@
     of a day replaces that day's rows. delete+insert by day on PostgreSQL; on Spark an
     insert_overwrite of the day's partition. `full_refresh: false`: a `--full-refresh`
     (after a mapping, seed or time-zone change) keeps the nights already logged, which
-    nothing could rebuild; a new column is added to the old rows as null. -#}
+    nothing could rebuild; on PostgreSQL a new column is added to the old rows as null
+    (on Spark a new column needs the table rebuilt: drop it). -#}
 {% macro day_log_config() -%}
     {%- if target.type == 'spark' -%}
         {{ return({'materialized': 'incremental', 'incremental_strategy': 'insert_overwrite',

@@ -9,6 +9,7 @@ does not exist), 3 a data-quality gate failed, 4 an input file was rejected
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import subprocess
@@ -421,13 +422,21 @@ def cmd_dbt(args) -> int:
     if not dbt_args:
         raise UsageError("crm dbt: name the dbt command, e.g. crm dbt --date 2026-11-20 -- build --select +dim_customers")
     ensure_environment()
-    run_dbt(dbt_args, args.date)
-    if dbt_args[0] in ("run", "build", "seed", "snapshot"):
-        from crm_pipeline.warehouse import connect
-        from crm_pipeline.warehouse.roles import refresh_masked_views
+    from crm_pipeline.warehouse import connect
+    from crm_pipeline.warehouse.roles import refresh_masked_views
 
-        with connect() as conn:  # dbt's table swaps drop the dependent analyst views
-            refresh_masked_views(conn)
+    def views() -> None:  # dbt's table swaps drop the dependent analyst views
+        if not {"run", "build", "seed", "snapshot", "retry"}.isdisjoint(dbt_args):
+            with connect() as conn:
+                refresh_masked_views(conn)
+
+    try:
+        run_dbt(dbt_args, args.date)
+    except Exception:  # a failed build has rebuilt some marts too; its error is the one to see
+        with contextlib.suppress(Exception):
+            views()
+        raise
+    views()
     return EXIT_OK
 
 
@@ -721,14 +730,15 @@ def cmd_campaign(args) -> int:
 
     policy, gw = _outreach_config()
     send_day = args.date
+    moment = now()  # one clock for the screen and the plan (a cap window must not move between them)
     with connect() as conn:
         proposals, counts = camp.plan_campaign(conn, campaign, send_day, settings.timezone,
-                                               screen=policy_screen(conn, policy, now()))
+                                               screen=policy_screen(conn, policy, moment, send_day - timedelta(days=1)))
         if args.action == "plan":
             from crm_pipeline.outreach.ledger import decide_proposals
             from crm_pipeline.outreach.templates import MissingPlaceholder, render, template_name
 
-            decisions = decide_proposals(conn, proposals, policy, now())
+            decisions = decide_proposals(conn, proposals, policy, moment)
             by_rule: dict[str, int] = {}
             for d in decisions:
                 if not d.sent:
@@ -745,7 +755,7 @@ def cmd_campaign(args) -> int:
                               "after_policy": sum(1 for d in decisions if d.sent), "suppressed_by_rule": by_rule,
                               "samples": samples}, indent=2, ensure_ascii=False))
             return EXIT_OK
-        stats = plan(conn, proposals, policy, now(), send_day - timedelta(days=1), settings.config_dir / "templates",
+        stats = plan(conn, proposals, policy, moment, send_day - timedelta(days=1), settings.config_dir / "templates",
                      gw.get("shop_name", ""))
     print(json.dumps({"planned": stats.as_dict(), "push": push_messages(send_day - timedelta(days=1))},
                      indent=2, ensure_ascii=False))

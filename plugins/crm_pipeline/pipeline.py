@@ -6,6 +6,7 @@ imports Airflow. Each step is idempotent for a given business day (as-of date).
 
 from __future__ import annotations
 
+import contextlib
 import json
 from dataclasses import asdict
 from datetime import date, datetime
@@ -160,15 +161,22 @@ def finish_night(as_of: date, url: str | None = None) -> dict:
 def transform(as_of: date, url: str | None = None, select: str | None = None, full_refresh: bool = False) -> None:
     """dbt seed + build (outside Airflow; the DAG renders the same project with Cosmos)."""
     from crm_pipeline.transform.dbt import run_dbt
-
-    run_dbt(["seed"] + (["--full-refresh"] if full_refresh else []), as_of, url)
-    args = ["build"] + (["--select", select] if select else []) + (["--full-refresh"] if full_refresh else [])
-    run_dbt(args, as_of, url)
     from crm_pipeline.warehouse import connect
     from crm_pipeline.warehouse.roles import refresh_masked_views
 
-    with connect(url) as conn:  # dbt's table swaps drop the dependent analyst views
-        refresh_masked_views(conn)
+    run_dbt(["seed"] + (["--full-refresh"] if full_refresh else []), as_of, url)
+    args = ["build"] + (["--select", select] if select else []) + (["--full-refresh"] if full_refresh else [])
+    def views() -> None:  # dbt's table swaps drop the dependent analyst views
+        with connect(url) as conn:
+            refresh_masked_views(conn)
+
+    try:
+        run_dbt(args, as_of, url)
+    except Exception:  # a failed build has rebuilt some marts too; its error is the one to see
+        with contextlib.suppress(Exception):
+            views()
+        raise
+    views()
 
 
 # -- customer lifetime value (issue 33) -------------------------------------------------------
@@ -253,7 +261,7 @@ def plan_outreach(as_of: date, url: str | None = None, only: tuple[str, ...] | N
                 entry: dict = {}
                 if send_day in campaign.send_dates:
                     items, counts = camp.plan_campaign(conn, campaign, send_day, settings.timezone,
-                                                        screen=policy_screen(conn, policy, moment))
+                                                        screen=policy_screen(conn, policy, moment, as_of))
                     entry["audience"] = counts
                     entry["plan"] = plan(conn, items, policy, moment, as_of, settings.config_dir / "templates",
                                          gw_config.get("shop_name", "")).as_dict()

@@ -248,6 +248,8 @@ def test_a_spreadsheets_refund_column_nets_out(make_database, tmp_path, monkeypa
                       "2026-11-04 10:00:00", ""])  # closed unpaid
         out.writerow(["4012345678901230004", "tb_d", "99.00", "交易成功", "张伟", "13812345004",
                       "2026-11-05 10:00:00", "0"])
+        out.writerow(["4012345678901230005", "tb_e", "88.00", "交易成功", "赵敏", "13812345005",
+                      "2026-11-06 10:00:00", "88.00"])  # all of it given back after delivery
     url = make_database("sheet_refunds")
     env = {**os.environ, "CRM_WAREHOUSE_URL": url, "CRM_CONFIG_DIR": str(config)}
     done = subprocess.run([str(Path(sys.executable).parent / "crm"), "intake", str(sheet), "--shop", "qianniu"],
@@ -268,6 +270,7 @@ def test_a_spreadsheets_refund_column_nets_out(make_database, tmp_path, monkeypa
         "4012345678901230002": ("refunded", False, Decimal("79.00"), Decimal("79.00"), Decimal("0.00")),
         "4012345678901230003": ("closed", False, Decimal("59.00"), Decimal("0.00"), Decimal("59.00")),
         "4012345678901230004": ("completed", True, Decimal("99.00"), Decimal("0.00"), Decimal("99.00")),
+        "4012345678901230005": ("refunded", False, Decimal("88.00"), Decimal("88.00"), Decimal("0.00")),
     }
     # what the customers' metrics count as of the day: net of the refunds
     spend = dict(rows(url, "select o.order_id, c.net_revenue_cny from marts.dim_customers c"

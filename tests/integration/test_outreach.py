@@ -97,7 +97,9 @@ def test_opted_out_customers_are_never_planned(planned, modeled, clone_database)
         # recorded as opted out, or a campaign gave the buyer its next channel (D125: opt-outs
         # are per channel, like consent)
         elsewhere = rows(other, "select count(*) from outreach.message_ledger where customer_id = %s"
-                                " and channel <> %s and message_type = 'campaign'", customer, channel)[0][0]
+                                " and channel <> %s and message_type = 'campaign' and as_of_date = %s"
+                                " and idempotency_key like 'campaign:%%:' || customer_id || ':%%'",
+                         customer, channel, MODEL_AS_OF)[0][0]
         assert ("opted_out",) in why or elsewhere, customer
 
 

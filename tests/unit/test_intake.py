@@ -362,6 +362,9 @@ def test_a_refund_column_is_read_and_leaves_derived_ids_alone(tmp_path):
     assert [r.get("refund") for r in with_refund] == ["120.00", "79", None]
     assert all("refund" not in r for r in plain)
     assert [r["order_id"] for r in plain] == [r["order_id"] for r in with_refund]
+    # the id the intake gave this row before it read refunds (at 682c5d5): a file imported then
+    # and again now lands on the same order
+    assert plain[0]["order_id"] == "IN-7fb879734d014278-1"
     bad = list(read_intake(write_csv(tmp_path / "c.csv", [header + ["退款金额"], rows[0] + ["退了一半"],
                                                           rows[1] + ["-5"]]), "s"))
     assert [r["__error__"].split(": ", 1)[1] for r in bad] == ["unparseable refund '退了一半'", "negative refund '-5'"]

@@ -79,8 +79,9 @@ def test_the_clv_section_gives_its_reasons_in_chinese():
     fits = [("shop:big", "fitted", flat, 500, 300, 0.5, 10.0, 0.2, 2.0, 6.0, 201.0, 2000.0, 0.05),
             ("shop:small", "not_enough_data", small, 80, 12, None, None, None, None, None, None, None, None)]
     backtest = (date(2026, 9, 25), "not_enough_data", late, 150, None, None, None, None, None, None, None, [])
+    # today's config differs from the run's: the page says what the run used (its detail)
     html = render_clv({"backtest": backtest, "fits": fits, "totals": None,
-                       "config": ClvConfig(min_repeat_buyers=100, backtest_min_customers=200)})
+                       "config": ClvConfig(min_repeat_buyers=50, backtest_min_customers=80)})
     visible = re.sub(r"title='[^']*'", "", html)
     assert "repeat buyer" not in visible and "ran off" not in visible and "a backtest needs" not in visible
     assert "复购客户 12 位，模型至少需要 100 位" in visible

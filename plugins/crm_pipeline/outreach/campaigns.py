@@ -246,9 +246,15 @@ def _within_budget(proposals: list[Proposal], paid: set[str], used: dict, campai
     """The screen decided each channel rank as one batch; the plan decides these proposals as
     another. Where the two differ (two buyers sharing a phone: the one the screen let through
     went over budget, so the other's message is no longer capped), an unpaid proposal would
-    leave: it is paid for while the budget lasts, else dropped, until none would."""
+    leave: it is paid for while the budget lasts, else dropped, until none would. A paid
+    one that will not leave (two ranks' messages to one address) gives its message back; the
+    slot is not offered again this wave."""
     while True:
         leaving = screen(proposals)
+        for p in proposals:
+            if p.candidate.key in paid and p.candidate.key not in leaving:
+                paid.discard(p.candidate.key)
+                used[p.candidate.channel] -= 1
         extra = [p for p in proposals if p.candidate.key in leaving and p.candidate.key not in paid]
         if not extra:
             return proposals

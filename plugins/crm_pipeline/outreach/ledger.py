@@ -127,10 +127,17 @@ def decide_proposals(conn, proposals: list[Proposal], policy: Policy, now: datet
     return decide(candidates, policy, now, load_optouts(conn), load_history(conn, now, days))
 
 
-def policy_screen(conn, policy: Policy, now: datetime) -> Callable[[list[Proposal]], set[str]]:
+def policy_screen(conn, policy: Policy, now: datetime, as_of: date) -> Callable[[list[Proposal]], set[str]]:
     """The keys of the proposals the policy would send at ``now`` (decide_proposals; writes
-    nothing): a campaign's budget pays only for those (campaigns.plan_campaign)."""
-    return lambda proposals: {d.candidate.key for d in decide_proposals(conn, proposals, policy, now) if d.sent}
+    nothing): a campaign's budget pays only for those (campaigns.plan_campaign). As plan()
+    for business day ``as_of``: a key already decided (a rerun) is not decided again, so it
+    neither leaves nor caps another buyer's message."""
+    def screen(proposals: list[Proposal]) -> set[str]:
+        decided = decided_keys(conn, [p.candidate.key for p in proposals], as_of)
+        fresh = [p for p in proposals if p.candidate.key not in decided]
+        return {d.candidate.key for d in decide_proposals(conn, fresh, policy, now) if d.sent} if fresh else set()
+
+    return screen
 
 
 def plan(conn, proposals: list[Proposal], policy: Policy, now: datetime, as_of: date, templates_dir: Path,

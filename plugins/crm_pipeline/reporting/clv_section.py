@@ -37,11 +37,21 @@ def gather_clv(conn, as_of: date) -> dict:
     return {"backtest": backtest, "fits": fits, "totals": totals, "config": config}
 
 
+def _threshold(detail: str | None, pattern: str, default: int) -> int:
+    """The threshold the run used, as its stored detail says (the config may have changed
+    since, or the day be re-rendered); today's config where the detail does not say."""
+    import re
+
+    found = re.search(pattern, detail or "")
+    return int(found.group(1)) if found else default
+
+
 def _fit_reason(status: str, detail: str | None, repeat: int, q, p, gamma, config) -> str:
     """Why a population has no fit, or what to know about its fit, in Chinese (clv.fits
     keeps the English detail for the data team; the table shows it as the tooltip)."""
     if status == "not_enough_data":
-        return f"复购客户 {repeat} 位，模型至少需要 {config.min_repeat_buyers} 位（config/clv.yml 的 min_repeat_buyers）"
+        needs = _threshold(detail, r"at least (\d+)", config.min_repeat_buyers)
+        return f"复购客户 {repeat} 位，模型至少需要 {needs} 位（config/clv.yml 的 min_repeat_buyers）"
     if status == "fit_failed":
         return "拟合失败（原因见提示）"
     if detail and q is not None and q > 1:  # Gamma-Gamma collapsed (models.GammaGamma.degenerate)
@@ -65,7 +75,7 @@ def render_clv(d: dict) -> str:
     else:
         (cutoff, status, detail, customers, actual, predicted, naive, rmse_m, rmse_n, mae_m, mae_n, tracking) = b
         if status == "not_enough_data":
-            needs = d["config"].backtest_min_customers if d.get("config") else "?"
+            needs = _threshold(detail, r"needs (\d+)", d["config"].backtest_min_customers if d.get("config") else 0)
             parts.append(f"<p class='muted' title='{escape(detail or '', quote=True)}'>数据不足，无法回测：截至"
                          f" {escape(str(cutoff))} 已拟合的客户 {customers} 位，回测至少需要 {needs} 位"
                          f"（config/clv.yml 的 backtest_min_customers）</p>")

@@ -147,6 +147,9 @@ def _campaign_results(conn) -> list[dict]:
     return out
 
 
+MIN_REACH_SHOWN = 0.1  # the smallest share of a treatment group reached that gets a per-contacted lift
+
+
 def _campaign_row(c: dict, as_of: date, pct) -> list:
     """One campaign's line: "too early" until it was sent and its measuring window is over."""
     name = ch.Term(c["campaign"], c.get("goal") or "")
@@ -169,7 +172,8 @@ def _campaign_row(c: dict, as_of: date, pct) -> list:
         return [name, groups, *rates, ch.Term(f"太早，观察期到 {end.isoformat()}", "too early: still measuring"), ""]
     measured = [f"{lift['estimate'] * 100:+.1f} 个百分点", f"[{lift['ci95'][0] * 100:+.1f}, {lift['ci95'][1] * 100:+.1f}]"]
     reached = c.get("conversion_lift_per_contacted")
-    if reached and reached["contact_rate"] < 1:
+    # under a tenth reached, the ratio would magnify noise tenfold: the plain lift only
+    if reached and MIN_REACH_SHOWN <= reached["contact_rate"] < 1:
         # part of the treatment group got no message (budget, no contact, a cap): the lift per
         # assigned customer understates what a message did; say both
         share = f"干预组 {reached['contact_rate'] * 100:.0f}% 收到消息"

@@ -13,7 +13,10 @@ renamed as (
         order_id,
         'intake:' || shop_id || ':' || order_id as order_key,
         payload_hash,
-        case when {{ json_text('payload', 'status') }} = 'closed' and {{ money(json_text('payload', 'refund')) }} > 0
+        case when {{ json_text('payload', 'status') }} in ('paid', 'shipped', 'completed', 'closed')
+                  and {{ money(json_text('payload', 'refund')) }} > 0
+                  and ({{ json_text('payload', 'status') }} = 'closed'
+                       or {{ money(json_text('payload', 'refund')) }} >= {{ money(json_text('payload', 'amount')) }})
              then 'refunded' else {{ json_text('payload', 'status') }} end as status,
         source_updated_at,
         loaded_at

@@ -2,8 +2,8 @@
 -- landed version), in the columns every platform shares. A sheet row already uses our
 -- status vocabulary (the intake validates it) and gives one time: paid_at. Where the
 -- sheet has a refund column (a Taobao export's 退款金额), a refund on a kept order is a
--- partial refund, and a closed order with money given back was paid and refunded (Taobao
--- closes a paid trade when its refund completes).
+-- partial refund (all of it: refunded), and a closed order with money given back was paid
+-- and refunded (Taobao closes a paid trade when its refund completes).
 
 with source as (
     {{ raw_rows(source('raw', 'intake_orders')) }}
@@ -31,7 +31,10 @@ fields as (
 statuses as (
     select
         *,
-        case when sheet_status = 'closed' and {{ money('refund') }} > 0 then 'refunded' else sheet_status end as status
+        -- money given back on a closed trade, or all of it on a kept one: refunded in full
+        case when sheet_status in ('paid', 'shipped', 'completed', 'closed') and {{ money('refund') }} > 0
+                  and (sheet_status = 'closed' or {{ money('refund') }} >= {{ money('amount') }})
+             then 'refunded' else sheet_status end as status
     from fields
 ),
 
