@@ -76,6 +76,8 @@ CASES = [
     ("sandbox", ["sandbox", "explode"], USAGE, "invalid choice"),
     ("airflow", ["airflow-ui", "--port", "eighty"], USAGE, "invalid int value"),  # `crm airflow` passes airflow's own
     ("airflow-ui", ["airflow-ui", "--port", "70000"], USAGE, "port"),
+    ("dbt", ["dbt", "--date", D], USAGE, "name the dbt command"),
+    ("dbt", ["dbt", "--", "build"], USAGE, "--date"),
     ("dbt-parse", ["dbt-parse", "extra"], USAGE, "unrecognized arguments"),
     ("env-example", ["env-example", "extra"], USAGE, "unrecognized arguments"),
     ("setup-roles", ["setup-roles", "--superuser"], USAGE, "unrecognized arguments"),
