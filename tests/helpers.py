@@ -64,3 +64,33 @@ def shops_read_at(url: str, moment) -> None:
     pushes): payment reminders and shipment notices may go out on these facts (policy.yml
     fresh_orders_minutes)."""
     rows(url, "update ops.watermarks set watermark = greatest(watermark, %s::timestamptz) returning 1", moment)
+
+
+def intake_shop_config(directory, shop_id: str, name: str, start_date: str):
+    """A copy of the project's config whose only shop is spreadsheet shop `shop_id`; its path."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1] / "config"
+    config = Path(directory) / "config"
+    config.mkdir()
+    for item in root.iterdir():
+        if item.is_file() and item.name != "shops.yml":
+            (config / item.name).write_bytes(item.read_bytes())
+    (config / "shops.yml").write_text(
+        f"shops:\n  - shop_id: {shop_id}\n    platform: intake\n    name: {name}\n    start_date: {start_date}\n",
+        encoding="utf-8")
+    return config
+
+
+def crm_intake(url: str, config, sheet, shop_id: str) -> str:
+    """`crm intake SHEET --shop SHOP` into warehouse `url` with `config`, as a user runs it; its stdout."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    env = {**os.environ, "CRM_WAREHOUSE_URL": url, "CRM_CONFIG_DIR": str(config)}
+    done = subprocess.run([str(Path(sys.executable).parent / "crm"), "intake", str(sheet), "--shop", shop_id],
+                          env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    return done.stdout

@@ -29,8 +29,7 @@ from importlib.metadata import distribution
 from pathlib import Path
 
 import pytest
-from conftest import ROOT
-from helpers import rows
+from helpers import crm_intake, intake_shop_config, rows
 
 pytestmark = pytest.mark.integration
 
@@ -53,14 +52,7 @@ def cdnow(make_database, tmp_path_factory):
     from crm_pipeline import pipeline
 
     work = tmp_path_factory.mktemp("cdnow")
-    config = work / "config"
-    config.mkdir()
-    for item in (ROOT / "config").iterdir():  # the project's config, with one spreadsheet shop
-        if item.is_file() and item.name != "shops.yml":
-            (config / item.name).write_bytes(item.read_bytes())
-    (config / "shops.yml").write_text(
-        "shops:\n  - shop_id: cdnow\n    platform: intake\n    name: CDNOW\n    start_date: 1997-01-01\n",
-        encoding="utf-8")
+    config = intake_shop_config(work, "cdnow", "CDNOW", "1997-01-01")
     # columns: master id, sample id (1..2357), date YYYYMMDD, CDs, dollars
     sheet = work / "cdnow_orders.csv"
     with sheet.open("w", encoding="utf-8", newline="") as fh:
@@ -70,10 +62,7 @@ def cdnow(make_database, tmp_path_factory):
             _, sample_id, day, cds, dollars = line.split()
             out.writerow([f"{int(sample_id)}-{n}", f"cdnow{int(sample_id)}", day, cds, dollars, "completed"])
     url = make_database("cdnow")
-    env = {**os.environ, "CRM_WAREHOUSE_URL": url, "CRM_CONFIG_DIR": str(config)}
-    done = subprocess.run([str(Path(sys.executable).parent / "crm"), "intake", str(sheet), "--shop", "cdnow"],
-                          env=env, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr
+    intake_output = crm_intake(url, config, sheet, "cdnow")
     old = {k: os.environ.get(k) for k in ("CRM_WAREHOUSE_URL", "CRM_CONFIG_DIR")}
     os.environ.update({"CRM_WAREHOUSE_URL": url, "CRM_CONFIG_DIR": str(config)})
     from crm_pipeline.settings import reload_settings
@@ -81,7 +70,7 @@ def cdnow(make_database, tmp_path_factory):
     reload_settings()
     try:
         pipeline.transform(DATA_END, url=url)
-        yield {"url": url, "config": config, "intake_output": done.stdout}
+        yield {"url": url, "config": config, "intake_output": intake_output}
     finally:
         for k, v in old.items():
             if v is None:

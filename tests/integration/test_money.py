@@ -220,21 +220,11 @@ def test_a_spreadsheets_refund_column_nets_out(make_database, tmp_path, monkeypa
     """A Taobao seller's export has 退款金额: part of a kept order given back nets it, and a
     closed trade with money given back (Taobao closes a paid trade when its refund
     completes) was paid and refunded, not an order never paid. Through `crm intake` and dbt."""
-    import os
-    import subprocess
-    import sys
-
     from crm_pipeline import pipeline
     from crm_pipeline.settings import reload_settings
+    from helpers import crm_intake, intake_shop_config
 
-    config = tmp_path / "config"
-    config.mkdir()
-    for item in (ROOT / "config").iterdir():  # the project's config, with one spreadsheet shop
-        if item.is_file() and item.name != "shops.yml":
-            (config / item.name).write_bytes(item.read_bytes())
-    (config / "shops.yml").write_text(
-        "shops:\n  - shop_id: qianniu\n    platform: intake\n    name: 千牛\n    start_date: 2026-01-01\n",
-        encoding="utf-8")
+    config = intake_shop_config(tmp_path, "qianniu", "千牛", "2026-01-01")
     sheet = tmp_path / "ExportOrderList.csv"
     with sheet.open("w", encoding="gbk", newline="") as fh:
         out = csv.writer(fh)
@@ -251,10 +241,7 @@ def test_a_spreadsheets_refund_column_nets_out(make_database, tmp_path, monkeypa
         out.writerow(["4012345678901230005", "tb_e", "88.00", "交易成功", "赵敏", "13812345005",
                       "2026-11-06 10:00:00", "88.00"])  # all of it given back after delivery
     url = make_database("sheet_refunds")
-    env = {**os.environ, "CRM_WAREHOUSE_URL": url, "CRM_CONFIG_DIR": str(config)}
-    done = subprocess.run([str(Path(sys.executable).parent / "crm"), "intake", str(sheet), "--shop", "qianniu"],
-                          env=env, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr
+    crm_intake(url, config, sheet, "qianniu")
     monkeypatch.setenv("CRM_WAREHOUSE_URL", url)
     monkeypatch.setenv("CRM_CONFIG_DIR", str(config))
     reload_settings()

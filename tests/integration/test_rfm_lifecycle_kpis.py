@@ -12,15 +12,11 @@ from __future__ import annotations
 import csv
 import os
 import random
-import subprocess
-import sys
 from datetime import date, datetime, timedelta
-from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pandas as pd
 import pytest
-from conftest import ROOT
 from customer_metrics import (
     CHURN_FLOOR_DAYS,
     SEGMENT_DEFINITIONS,
@@ -29,7 +25,7 @@ from customer_metrics import (
     expected_yearly,
     segment_violations,
 )
-from helpers import rows
+from helpers import crm_intake, intake_shop_config, rows
 
 pytestmark = pytest.mark.integration
 
@@ -88,14 +84,7 @@ def skewed(make_database, tmp_path_factory):
 
     orders = generated_orders()
     work = tmp_path_factory.mktemp("skewed")
-    config = work / "config"
-    config.mkdir()
-    for item in (ROOT / "config").iterdir():
-        if item.is_file() and item.name != "shops.yml":
-            (config / item.name).write_bytes(item.read_bytes())
-    (config / "shops.yml").write_text(
-        "shops:\n  - shop_id: ledger\n    platform: intake\n    name: Ledger\n    start_date: 2015-01-01\n",
-        encoding="utf-8")
+    config = intake_shop_config(work, "ledger", "Ledger", "2015-01-01")
     sheet = work / "orders.csv"
     with sheet.open("w", encoding="utf-8", newline="") as fh:
         out = csv.writer(fh)
@@ -103,10 +92,7 @@ def skewed(make_database, tmp_path_factory):
         for i, r in enumerate(orders.itertuples()):
             out.writerow([f"o{i}", r.customer, f"{r.paid_date.isoformat()} 10:00:00", f"{r.amount:.2f}", "completed"])
     url = make_database("skewed")
-    env = {**os.environ, "CRM_WAREHOUSE_URL": url, "CRM_CONFIG_DIR": str(config)}
-    done = subprocess.run([str(Path(sys.executable).parent / "crm"), "intake", str(sheet), "--shop", "ledger"],
-                          env=env, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr
+    crm_intake(url, config, sheet, "ledger")
     old = {k: os.environ.get(k) for k in ("CRM_WAREHOUSE_URL", "CRM_CONFIG_DIR")}
     os.environ.update({"CRM_WAREHOUSE_URL": url, "CRM_CONFIG_DIR": str(config)})
     reload_settings()
